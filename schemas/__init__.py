@@ -1,0 +1,1 @@
+"""Event contracts of CityStream: one envelope, one module per event family, topics."""

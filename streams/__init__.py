@@ -1,0 +1,1 @@
+"""Stream processing: the faust app, its agents, the batch sink and the database layer."""

@@ -1,0 +1,49 @@
+"""The only package that opens database connections.
+
+Reads ``CITYSTREAM_DATABASE_URL`` and ``CITYSTREAM_DB_SCHEMA``; every connection's
+``search_path`` is set to that schema, so tests can give each test its own.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from services.settings import Settings
+
+
+class DatabaseError(RuntimeError):
+    """A database operation failed; the message says which and why."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached right now; retrying later may succeed."""
+
+
+def conninfo(settings: Settings, *, admin: bool = False) -> str:
+    url = settings.database_url
+    if admin and settings.admin_database_url is not None:
+        url = settings.admin_database_url
+    return psycopg.conninfo.make_conninfo(
+        url.get_secret_value(),
+        options=f"-c search_path={settings.db_schema}",
+        application_name="citystream",
+    )
+
+
+def connect(settings: Settings, *, admin: bool = False, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        return psycopg.connect(conninfo(settings, admin=admin), autocommit=autocommit)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+
+
+async def connect_async(settings: Settings) -> psycopg.AsyncConnection:
+    try:
+        return await psycopg.AsyncConnection.connect(conninfo(settings))
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+
+
+def schema_identifier(settings: Settings) -> sql.Identifier:
+    return sql.Identifier(settings.db_schema)

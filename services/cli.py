@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from services.settings import Settings, get_settings
+from services.settings import get_settings
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}")
     sys.exit(1)
 
@@ -45,12 +45,18 @@ def stack_up() -> None:
     from services.stack.lifecycle import up
 
     try:
-        with console.status("starting the local stack (first run fetches Kafka's jars with Maven)…"):
+        with console.status(
+            "starting the local stack (first run fetches Kafka's jars with Maven)…"
+        ):
             started = up()
     except StackError as exc:
         _fail(str(exc))
     for name, component in started.items():
-        where = component if isinstance(component, str) else f"{component.address} (pid {component.pid})"
+        where = (
+            component
+            if isinstance(component, str)
+            else f"{component.address} (pid {component.pid})"
+        )
         console.print(f"[green]{name}[/] {where}")
 
 
@@ -108,9 +114,13 @@ def topics() -> None:
 @main.command()
 @click.argument("event_type")
 @click.argument("fields", nargs=-1)
-@click.option("--json", "json_text", help="The whole event as a JSON object; FIELD=VALUE pairs override it.")
+@click.option(
+    "--json", "json_text", help="The whole event as a JSON object; FIELD=VALUE pairs override it."
+)
 def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> None:
-    """Send one event of EVENT_TYPE, e.g. `citystream emit heating.area_connected district=shifo area_m2=1200`.
+    """Send one event of EVENT_TYPE built from FIELD=VALUE pairs.
+
+    Example: citystream emit heating.area_connected district=shifo area_m2=1200
 
     Missing event_id, occurred_at and reported_at default to a new id and now; a missing
     department defaults to the only department allowed to send this event type.
@@ -139,7 +149,6 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
     outcome = decode(spec, orjson.dumps(data))
     if isinstance(outcome, Rejection):
         _fail(f"{outcome.field or 'record'}: {outcome.message} [{outcome.reason}]")
-    assert not isinstance(outcome, Rejection)
     producer = Producer(get_settings())
     try:
         (delivery,) = producer.send_all([outcome])
@@ -147,7 +156,9 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
         _fail(str(exc))
     finally:
         producer.close()
-    console.print(f"sent {delivery.event_id} → {delivery.topic}[{delivery.partition}]@{delivery.offset}")
+    console.print(
+        f"sent {delivery.event_id} → {delivery.topic}[{delivery.partition}]@{delivery.offset}"
+    )
 
 
 # --- processing -------------------------------------------------------------------------------
@@ -172,7 +183,6 @@ def demo(events: int, timeout: float) -> None:
     from services.demo import run_demo
 
     run_demo(get_settings(), events=events, timeout_s=timeout, console=console)
-
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ DEMO_NAMESPACE = uuid.UUID("0f6a3c1e-2d4b-4e8f-9a7c-5b3d2e1f0a9b")
 
 def demo_events(count: int, *, seed: int = 2024) -> list[HeatingAreaConnected]:
     """Connections of the 2024 heating season (1 Oct - 14 Nov), estate-sized."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not a secret
     start = datetime(2024, 10, 1, 1, 0, tzinfo=UTC)
     events = []
     for i in range(count):
@@ -65,7 +65,9 @@ def totals_by_district(settings: Settings) -> dict[str, Decimal]:
 
 def run_demo(settings: Settings, *, events: int, timeout_s: float, console: Console) -> None:
     for outcome in migrate(settings):
-        console.print(f"migration {outcome.migration.version:04d}_{outcome.migration.name}: {outcome.status}")
+        console.print(
+            f"migration {outcome.migration.version:04d}_{outcome.migration.name}: {outcome.status}"
+        )
     ensure_topics(settings)
 
     batch = demo_events(events)
@@ -73,7 +75,7 @@ def run_demo(settings: Settings, *, events: int, timeout_s: float, console: Cons
     for event in batch:
         sent[str(event.district)] += event.area_m2
 
-    worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    worker = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "worker"], stdin=subprocess.DEVNULL
     )
     try:
@@ -83,7 +85,9 @@ def run_demo(settings: Settings, *, events: int, timeout_s: float, console: Cons
             deliveries = producer.send_all(batch)
         finally:
             producer.close()
-        console.print(f"sent {len(deliveries)} heating.area_connected events to {deliveries[0].topic}")
+        console.print(
+            f"sent {len(deliveries)} heating.area_connected events to {deliveries[0].topic}"
+        )
 
         with console.status("waiting for the worker to write them to PostgreSQL…"):
             while True:
@@ -111,7 +115,9 @@ def run_demo(settings: Settings, *, events: int, timeout_s: float, console: Cons
     for district in SUBDISTRICTS:
         zh, en = LABELS[District(district)]
         s, db = sent.get(district, Decimal(0)), seen.get(district, Decimal(0))
-        table.add_row(f"{zh} {en}", f"{s:,.2f}", f"{db:,.2f}", "[green]=[/]" if s == db else "[yellow]≠[/]")
+        table.add_row(
+            f"{zh} {en}", f"{s:,.2f}", f"{db:,.2f}", "[green]=[/]" if s == db else "[yellow]≠[/]"
+        )
     console.print(table)
     console.print(f"read back from metric_daily {elapsed:.1f} s after the first send")
     if any(seen.get(d, Decimal(0)) != total for d, total in sent.items()):

@@ -130,7 +130,9 @@ def ensure_topics(settings: Settings) -> list[str]:
 
     Retention is unlimited: the topics are the audit record that replay re-reads.
     """
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="citystream-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="citystream-admin"
+    )
     try:
         existing = set(admin.list_topics())
         wanted = [settings.topic_name(spec.name) for spec in ALL]
@@ -140,9 +142,14 @@ def ensure_topics(settings: Settings) -> list[str]:
         for name in missing:
             try:
                 admin.create_topics(
-                    [NewTopic(name, num_partitions=settings.topic_partitions,
-                              replication_factor=settings.topic_replication_factor,
-                              topic_configs={"retention.ms": "-1", "retention.bytes": "-1"})],
+                    [
+                        NewTopic(
+                            name,
+                            num_partitions=settings.topic_partitions,
+                            replication_factor=settings.topic_replication_factor,
+                            topic_configs={"retention.ms": "-1", "retention.bytes": "-1"},
+                        )
+                    ],
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
@@ -150,3 +157,19 @@ def ensure_topics(settings: Settings) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def end_offsets(settings: Settings, topic_base: str) -> dict[int, int]:
+    """Partition → offset of the next record to be written, for one city.* topic."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    name = settings.topic_name(topic_base)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="citystream-offsets"
+    )
+    try:
+        partitions = consumer.partitions_for_topic(name) or set()
+        tps = [TopicPartition(name, p) for p in sorted(partitions)]
+        return {tp.partition: int(offset) for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()

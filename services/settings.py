@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     consumer_group: str = "citystream"
     batch_size: int = Field(default=2000, ge=1, le=100_000)
     batch_wait_s: float = Field(default=0.25, gt=0, le=60)
+    # How soon the group notices a killed worker and hands its partitions to the others.
+    session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     worker_loglevel: Literal["debug", "info", "warning", "error"] = "warning"
     # Bounded retries before a producer call fails loudly instead of hanging.
     producer_timeout_s: float = Field(default=30.0, gt=0)

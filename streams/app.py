@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP
@@ -40,6 +40,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
         broker_commit_every=settings.batch_size,
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
     )
@@ -50,7 +52,10 @@ def create_app(settings: Settings) -> faust.App:
         _register_agent(app, settings, spec, deadletters)
 
     @app.on_partitions_assigned.connect
-    async def seek_to_stored_offsets(sender: Any, assigned: set[TP], **_: Any) -> None:
+    async def seek_to_stored_offsets(
+        sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
+        assigned: set[TP] = args[0]
         ours = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in names)
         if not ours:
             return
@@ -64,10 +69,13 @@ def create_app(settings: Settings) -> faust.App:
         tps = {TP(topic, partition): offset for (topic, partition), offset in offsets.items()}
         # Committing first makes faust's own seek-to-committed (after recovery) land on the
         # same offsets; the explicit seek covers the case where that seek already ran.
-        await app.consumer._commit(tps)
+        # faust has no public call to commit chosen offsets; this is the driver's own.
+        await cast(Any, app.consumer)._commit(tps)
         for tp, offset in tps.items():
             await app.consumer.seek(tp, offset)
-        log.info("seeked to stored offsets %s", {f"{t.topic}[{t.partition}]": o for t, o in tps.items()})
+        log.info(
+            "seeked to stored offsets %s", {f"{t.topic}[{t.partition}]": o for t, o in tps.items()}
+        )
 
     return app
 
@@ -79,7 +87,9 @@ def _register_agent(app: faust.App, settings: Settings, spec: TopicSpec, deadlet
 
     async def agent(stream: Any) -> None:
         conn = await _connect_with_retry(settings)
-        async for events in stream.noack().noack_take(settings.batch_size, within=settings.batch_wait_s):
+        async for events in stream.noack().noack_take(
+            settings.batch_size, within=settings.batch_wait_s
+        ):
             records = [
                 Record(e.message.topic, e.message.partition, e.message.offset, e.message.value)
                 for e in events
@@ -90,9 +100,12 @@ def _register_agent(app: faust.App, settings: Settings, spec: TopicSpec, deadlet
                     key=f"{record.topic}/{record.partition}/{record.offset}".encode(),
                     value=record.value or b"",
                     headers={
-                        "reason": why.reason.encode(), "field": (why.field or "").encode(),
-                        "message": why.message.encode(), "topic": record.topic.encode(),
-                        "partition": str(record.partition).encode(), "offset": str(record.offset).encode(),
+                        "reason": why.reason.encode(),
+                        "field": (why.field or "").encode(),
+                        "message": why.message.encode(),
+                        "topic": record.topic.encode(),
+                        "partition": str(record.partition).encode(),
+                        "offset": str(record.offset).encode(),
                     },
                 )
             conn = await _write_with_retry(settings, conn, batch)

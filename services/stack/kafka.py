@@ -35,7 +35,9 @@ MAIN_CLASS = "kafka.Kafka"
 def _require(tool: str, package: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        raise StackError(f"'{tool}' not found: install Debian's '{package}' package (apt-get install {package})")
+        raise StackError(
+            f"'{tool}' not found: install Debian's '{package}' package (apt-get install {package})"
+        )
     return path
 
 
@@ -46,12 +48,20 @@ def ensure_jars() -> None:
     mvn = _require("mvn", "maven")
     LIBS.mkdir(parents=True, exist_ok=True)
     cmd = [
-        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={LIBS.resolve()}",
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={LIBS.resolve()}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
     if result.returncode != 0:
-        raise StackError(f"Maven could not fetch the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise StackError(
+            f"Maven could not fetch the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     marker.write_text("kafka_2.13 3.9.1\n")
 
 
@@ -80,12 +90,21 @@ def _ports() -> tuple[int, int]:
 def _format(properties: Path) -> None:
     if (DATA / "meta.properties").exists():
         return
-    cluster_id = subprocess.run(  # noqa: S603 - fixed argv
-        _java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True
-    ).stdout.strip().splitlines()[-1]
+    cluster_id = (
+        subprocess.run(  # noqa: S603 - fixed argv
+            _java("kafka.tools.StorageTool", "random-uuid"),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     subprocess.run(  # noqa: S603 - fixed argv
         _java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)),
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
 
 
@@ -105,12 +124,18 @@ def start() -> Component:
     log = LOG.open("ab")
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
         _java(MAIN_CLASS, str(properties.resolve()), heap=("-Xms256m", "-Xmx1g")),
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     address = f"127.0.0.1:{broker_port}"
     component = Component(
-        name="kafka", address=address, pid=proc.pid,
-        cmdline_marker=str(properties.resolve()), log=str(LOG),
+        name="kafka",
+        address=address,
+        pid=proc.pid,
+        cmdline_marker=str(properties.resolve()),
+        log=str(LOG),
     )
     deadline = time.monotonic() + 90
     while True:
@@ -121,5 +146,7 @@ def start() -> Component:
             return component
         except TimeoutError:
             if time.monotonic() > deadline:
-                raise StackError(f"the Kafka broker did not answer within 90 s; see {LOG}") from None
+                raise StackError(
+                    f"the Kafka broker did not answer within 90 s; see {LOG}"
+                ) from None
             time.sleep(0.3)

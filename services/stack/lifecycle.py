@@ -66,6 +66,12 @@ def status() -> list[tuple[str, str, str, str]]:
         if component is None:
             rows.append((name, "-", "-", "stopped"))
         else:
-            rows.append((name, component.address, str(component.pid),
-                         "running" if component.running() else "stopped"))
+            rows.append(
+                (
+                    name,
+                    component.address,
+                    str(component.pid),
+                    "running" if component.running() else "stopped",
+                )
+            )
     return rows

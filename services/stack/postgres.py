@@ -42,7 +42,10 @@ def bindir() -> Path:
     found = shutil.which("postgres")
     if found:
         return Path(found).parent
-    raise StackError("PostgreSQL server not found: install Debian's 'postgresql' package (apt-get install postgresql)")
+    raise StackError(
+        "PostgreSQL server not found: install Debian's 'postgresql' package "
+        "(apt-get install postgresql)"
+    )
 
 
 def _as_owner() -> dict[str, Any]:
@@ -52,7 +55,9 @@ def _as_owner() -> dict[str, Any]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise StackError("running as root but there is no 'postgres' user: apt-get install postgresql") from None
+        raise StackError(
+            "running as root but there is no 'postgres' user: apt-get install postgresql"
+        ) from None
     return {"user": "postgres", "group": "postgres"}
 
 
@@ -88,10 +93,22 @@ def _cluster() -> dict[str, Any]:
         for path in (HOME, DATA, pwfile):
             os.chown(path, *ids)
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [str(bindir() / "initdb"), "-D", str(DATA.resolve()), "-U", "postgres",
-         f"--pwfile={pwfile.resolve()}", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-         "--encoding=UTF8", "--locale=C.UTF-8"],
-        capture_output=True, text=True, check=False, **_as_owner(),
+        [
+            str(bindir() / "initdb"),
+            "-D",
+            str(DATA.resolve()),
+            "-U",
+            "postgres",
+            f"--pwfile={pwfile.resolve()}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        **_as_owner(),
     )
     pwfile.unlink()
     if result.returncode != 0:
@@ -119,9 +136,23 @@ def start() -> tuple[Component, dict[str, str]]:
         os.chown(LOG, *ids)
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [str(bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(DATA.resolve()),
-         "-l", str(LOG.resolve()), "-o", options],
-        capture_output=True, text=True, check=False, **_as_owner(),
+        [
+            str(bindir() / "pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(DATA.resolve()),
+            "-l",
+            str(LOG.resolve()),
+            "-o",
+            options,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        **_as_owner(),
     )
     if result.returncode != 0:
         raise StackError(f"PostgreSQL did not start: {result.stderr.strip()}; see {LOG}")
@@ -129,16 +160,26 @@ def start() -> tuple[Component, dict[str, str]]:
     if pid is None:
         raise StackError(f"PostgreSQL started but wrote no postmaster.pid; see {LOG}")
     superuser = psycopg.conninfo.make_conninfo(
-        host="127.0.0.1", port=port, user="postgres", password=conf["superuser_password"], dbname="postgres"
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        password=conf["superuser_password"],
+        dbname="postgres",
     )
     _ensure_app_database(superuser, conf["app_password"])
     app_url = f"postgresql://{APP_ROLE}:{conf['app_password']}@127.0.0.1:{port}/{APP_DB}"
     admin_url = f"postgresql://postgres:{conf['superuser_password']}@127.0.0.1:{port}/{APP_DB}"
     component = Component(
-        name="postgres", address=f"127.0.0.1:{port}", pid=pid,
-        cmdline_marker=str(DATA.resolve()), log=str(LOG),
+        name="postgres",
+        address=f"127.0.0.1:{port}",
+        pid=pid,
+        cmdline_marker=str(DATA.resolve()),
+        log=str(LOG),
     )
-    return component, {"CITYSTREAM_DATABASE_URL": app_url, "CITYSTREAM_ADMIN_DATABASE_URL": admin_url}
+    return component, {
+        "CITYSTREAM_DATABASE_URL": app_url,
+        "CITYSTREAM_ADMIN_DATABASE_URL": admin_url,
+    }
 
 
 def _ensure_app_database(superuser: str, app_password: str) -> None:
@@ -162,12 +203,27 @@ def _ensure_app_database(superuser: str, app_password: str) -> None:
         db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DB,)).fetchone()
         if db is None:
             conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), sql.Identifier(APP_ROLE))
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(APP_DB), sql.Identifier(APP_ROLE)
+                )
             )
 
 
 def stop(component: Component) -> None:
     subprocess.run(  # noqa: S603 - fixed argv
-        [str(bindir() / "pg_ctl"), "stop", "-w", "-t", "60", "-m", "fast", "-D", str(DATA.resolve())],
-        capture_output=True, text=True, check=False, **_as_owner(),
+        [
+            str(bindir() / "pg_ctl"),
+            "stop",
+            "-w",
+            "-t",
+            "60",
+            "-m",
+            "fast",
+            "-D",
+            str(DATA.resolve()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        **_as_owner(),
     )

@@ -31,7 +31,9 @@ def conninfo(settings: Settings, *, admin: bool = False) -> str:
     )
 
 
-def connect(settings: Settings, *, admin: bool = False, autocommit: bool = False) -> psycopg.Connection:
+def connect(
+    settings: Settings, *, admin: bool = False, autocommit: bool = False
+) -> psycopg.Connection:
     try:
         return psycopg.connect(conninfo(settings, admin=admin), autocommit=autocommit)
     except psycopg.OperationalError as exc:

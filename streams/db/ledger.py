@@ -49,20 +49,34 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         payload = event.model_dump(mode="json")
         measures = {metric: str(q) for metric, q in event.measures().items()}
         content = canonical(
-            event_id=event.event_id, topic=record.topic, partition=record.partition,
-            offset=record.offset, ingested_at=ingested_at, payload=payload, measures=measures,
+            event_id=event.event_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            ingested_at=ingested_at,
+            payload=payload,
+            measures=measures,
         )
         prev = heads[tp]
         heads[tp] = link(prev, content)
         for name, value in (
-            ("event_id", event.event_id), ("event_type", event.event_type_name),
-            ("schema_version", event.schema_version), ("department", event.department),
-            ("district", str(event.district)), ("occurred_at", event.occurred_at),
-            ("reported_at", event.reported_at), ("ingested_at", ingested_at),
-            ("project", event.project), ("source_ref", event.source_ref),
-            ("measures", orjson.dumps(measures).decode()), ("payload", orjson.dumps(payload).decode()),
-            ("topic", record.topic), ("partition", record.partition), ("kafka_offset", record.offset),
-            ("prev_hash", prev), ("hash", heads[tp]),
+            ("event_id", event.event_id),
+            ("event_type", event.event_type_name),
+            ("schema_version", event.schema_version),
+            ("department", event.department),
+            ("district", str(event.district)),
+            ("occurred_at", event.occurred_at),
+            ("reported_at", event.reported_at),
+            ("ingested_at", ingested_at),
+            ("project", event.project),
+            ("source_ref", event.source_ref),
+            ("measures", orjson.dumps(measures).decode()),
+            ("payload", orjson.dumps(payload).decode()),
+            ("topic", record.topic),
+            ("partition", record.partition),
+            ("kafka_offset", record.offset),
+            ("prev_hash", prev),
+            ("hash", heads[tp]),
         ):
             columns[name].append(value)
 
@@ -76,8 +90,11 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         await conn.execute(
             _UPSERT_ROLLUP,
             (
-                [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-                [groups[k].total for k in keys], [groups[k].events for k in keys],
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [groups[k].total for k in keys],
+                [groups[k].events for k in keys],
             ),
         )
 
@@ -85,9 +102,12 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         await conn.execute(
             _INSERT_DEADLETTERS,
             (
-                [r.topic for r, _ in batch.rejected], [r.partition for r, _ in batch.rejected],
-                [r.offset for r, _ in batch.rejected], [why.reason for _, why in batch.rejected],
-                [why.field for _, why in batch.rejected], [why.message for _, why in batch.rejected],
+                [r.topic for r, _ in batch.rejected],
+                [r.partition for r, _ in batch.rejected],
+                [r.offset for r, _ in batch.rejected],
+                [why.reason for _, why in batch.rejected],
+                [why.field for _, why in batch.rejected],
+                [why.message for _, why in batch.rejected],
                 [r.value for r, _ in batch.rejected],
             ),
         )
@@ -95,8 +115,10 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
     await conn.execute(
         _ADVANCE_OFFSETS,
         (
-            [tp[0] for tp in tps], [tp[1] for tp in tps],
-            [batch.next_offsets[tp] for tp in tps], [heads[tp] for tp in tps],
+            [tp[0] for tp in tps],
+            [tp[1] for tp in tps],
+            [batch.next_offsets[tp] for tp in tps],
+            [heads[tp] for tp in tps],
         ),
     )
     return SinkResult(
@@ -130,9 +152,23 @@ async def _lock_offsets(
 
 
 _EVENT_COLUMNS = (
-    "event_id", "event_type", "schema_version", "department", "district", "occurred_at",
-    "reported_at", "ingested_at", "project", "source_ref", "measures", "payload", "topic",
-    "partition", "kafka_offset", "prev_hash", "hash",
+    "event_id",
+    "event_type",
+    "schema_version",
+    "department",
+    "district",
+    "occurred_at",
+    "reported_at",
+    "ingested_at",
+    "project",
+    "source_ref",
+    "measures",
+    "payload",
+    "topic",
+    "partition",
+    "kafka_offset",
+    "prev_hash",
+    "hash",
 )
 _INSERT_EVENTS = """
 INSERT INTO events (event_id, event_type, schema_version, department, district, occurred_at,

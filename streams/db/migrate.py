@@ -48,7 +48,9 @@ def available() -> list[Migration]:
         timescale_only = stem.endswith(".timescale")
         stem = stem.removesuffix(".timescale")
         number, _, name = stem.partition("_")
-        found.append(Migration(int(number), name, entry.read_text(encoding="utf-8"), timescale_only))
+        found.append(
+            Migration(int(number), name, entry.read_text(encoding="utf-8"), timescale_only)
+        )
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -76,13 +78,15 @@ def migrate(settings: Settings) -> list[Outcome]:
                    checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         conn.commit()
-        done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        done: dict[int, str] = dict(
+            conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        )
         for migration in available():
             if migration.version in done:
                 if done[migration.version] != migration.checksum:
                     raise DatabaseError(
-                        f"migration {migration.version:04d}_{migration.name} was changed after it was "
-                        "applied; add a new migration instead of editing an applied one"
+                        f"migration {migration.version:04d}_{migration.name} was changed after "
+                        "it was applied; add a new migration instead of editing an applied one"
                     )
                 outcomes.append(Outcome(migration, "already applied"))
                 continue
@@ -102,5 +106,7 @@ def migrate(settings: Settings) -> list[Outcome]:
 
 
 def timescale_available(conn: Connection[Any]) -> bool:
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
     return row is not None

@@ -1,0 +1,36 @@
+"""Settings: one class, one prefix, secrets kept secret, production refuses local defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.settings import Settings
+from streams.db.migrate import available
+
+
+def test_env_prefix_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYSTREAM_KAFKA_BOOTSTRAP", "broker:9092")
+    monkeypatch.setenv("CITYSTREAM_DATABASE_URL", "postgresql://u:hunter2@db/x")
+    settings = Settings()
+    assert settings.kafka_bootstrap == "broker:9092"
+    assert "hunter2" not in repr(settings)
+
+
+def test_production_refuses_the_local_default_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CITYSTREAM_DATABASE_URL", raising=False)
+    with pytest.raises(ValidationError, match="CITYSTREAM_DATABASE_URL must be set"):
+        Settings(mode="production", _env_file=None)  # type: ignore[call-arg]
+
+
+def test_schema_and_namespace_are_restricted_to_safe_names() -> None:
+    with pytest.raises(ValidationError):
+        Settings(db_schema="x; DROP TABLE events")
+    with pytest.raises(ValidationError):
+        Settings(topic_namespace="../")
+
+
+def test_migrations_are_numbered_uniquely_and_in_order() -> None:
+    versions = [m.version for m in available()]
+    assert versions == sorted(set(versions))
+    assert versions[0] == 1

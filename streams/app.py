@@ -16,7 +16,7 @@ import faust
 from faust.types import TP
 
 from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec
-from services.settings import Settings
+from services.settings import STACK_DIR, Settings
 from streams.db import DatabaseError, DatabaseUnavailable, connect_async
 from streams.db.ledger import stored_offsets, write_batch
 from streams.sink import Record, prepare
@@ -36,6 +36,8 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         autodiscover=False,
         store="memory://",
+        # faust makes a data folder even with no tables; keep it out of the work tree.
+        datadir=str(STACK_DIR / "faust" / "{conf.id}"),
         topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     batch_wait_s: float = Field(default=0.25, gt=0, le=60)
     # How soon the group notices a killed worker and hands its partitions to the others.
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # Prometheus metrics of a worker; port 0 turns them off.
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
     worker_loglevel: Literal["debug", "info", "warning", "error"] = "warning"
     # Bounded retries before a producer call fails loudly instead of hanging.
     producer_timeout_s: float = Field(default=30.0, gt=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, cast
 
 import faust
@@ -17,9 +18,10 @@ from faust.types import TP
 
 from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec
 from services.settings import STACK_DIR, Settings
+from streams import metrics
 from streams.db import DatabaseError, DatabaseUnavailable, connect_async
 from streams.db.ledger import stored_offsets, write_batch
-from streams.sink import Record, prepare
+from streams.sink import Batch, Record, SinkResult, prepare
 
 log = logging.getLogger("citystream.worker")
 
@@ -28,6 +30,7 @@ RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def create_app(settings: Settings) -> faust.App:
+    (STACK_DIR / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -96,8 +99,12 @@ def _register_agent(app: faust.App, settings: Settings, spec: TopicSpec, deadlet
                 Record(e.message.topic, e.message.partition, e.message.offset, e.message.value)
                 for e in events
             ]
+            started = time.perf_counter()
             batch = prepare(spec, records)
-            for record, why in batch.rejected:
+            conn, result = await _write_with_retry(settings, conn, batch)
+            # After the commit: the deadletters table already holds these, so a crash here
+            # loses at most the topic copy, never the record itself.
+            for record, why in result.rejected:
                 await deadletters.send(
                     key=f"{record.topic}/{record.partition}/{record.offset}".encode(),
                     value=record.value or b"",
@@ -110,11 +117,59 @@ def _register_agent(app: faust.App, settings: Settings, spec: TopicSpec, deadlet
                         "offset": str(record.offset).encode(),
                     },
                 )
-            conn = await _write_with_retry(settings, conn, batch)
             for event in events:
                 await stream.ack(event)
+            _observe(app, spec, batch, result, time.perf_counter() - started)
 
     app.agent(topic, name=spec.family, concurrency=1)(agent)
+
+
+def _observe(
+    app: faust.App, spec: TopicSpec, batch: Batch, result: SinkResult, seconds: float
+) -> None:
+    """Metrics and one structured log line per batch; a warning per rejected record."""
+    topics = {tp[0] for tp in batch.next_offsets}
+    for topic_name in topics:
+        metrics.CONSUMED.labels(topic_name).inc(
+            sum(1 for r, _ in batch.accepted if r.topic == topic_name)
+            + sum(1 for r, _ in batch.rejected if r.topic == topic_name)
+            + batch.repeated
+        )
+    metrics.BATCH_SIZE.observe(len(batch.accepted) + len(batch.rejected) + batch.repeated)
+    metrics.SINK_SECONDS.observe(seconds)
+    for event_type, count in result.inserted_by_type.items():
+        metrics.ACCEPTED.labels(event_type).inc(count)
+    for (topic_name, partition), next_offset in batch.next_offsets.items():
+        metrics.COMMITTED.labels(topic_name, partition).set(next_offset)
+        highwater = app.consumer.highwater(TP(topic_name, partition))
+        if highwater is not None:
+            metrics.LAG.labels(topic_name, partition).set(max(0, highwater - next_offset))
+    if result.duplicates:
+        metrics.DUPLICATES.labels(spec.name).inc(result.duplicates)
+    for record, why in result.rejected:
+        metrics.REJECTED.labels(record.topic, why.reason).inc()
+        log.warning(
+            "record rejected",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": why.reason,
+                "field": why.field,
+                "detail": why.message,
+            },
+        )
+    log.info(
+        "batch written",
+        extra={
+            "family": spec.family,
+            "offsets": {f"{t}[{p}]": o for (t, p), o in batch.next_offsets.items()},
+            "inserted": result.inserted,
+            "duplicates": result.duplicates,
+            "rejected": len(result.rejected),
+            "seconds": round(seconds, 4),
+        },
+    )
 
 
 async def _connect_with_retry(settings: Settings) -> Any:
@@ -129,14 +184,14 @@ async def _connect_with_retry(settings: Settings) -> Any:
             await asyncio.sleep(delay)
 
 
-async def _write_with_retry(settings: Settings, conn: Any, batch: Any) -> Any:
-    """Write until it commits; return the (possibly new) connection."""
+async def _write_with_retry(settings: Settings, conn: Any, batch: Batch) -> tuple[Any, SinkResult]:
+    """Write until it commits; return the (possibly new) connection and the outcome."""
     attempt = 0
     while True:
         try:
-            await write_batch(conn, batch)
-            return conn
+            return conn, await write_batch(conn, batch)
         except DatabaseError as exc:
+            metrics.SINK_RETRIES.inc()
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
             log.warning("batch not written, retrying in %.1fs: %s", delay, exc)
             attempt += 1

@@ -38,8 +38,10 @@ class Batch:
 @dataclass(frozen=True)
 class SinkResult:
     inserted: int
+    inserted_by_type: dict[str, int]
     duplicates: int
-    rejected: int
+    # Every record not accepted: those ``prepare`` rejected and those the ledger did.
+    rejected: list[tuple[Record, Rejection]]
 
 
 def prepare(spec: TopicSpec, records: list[Record]) -> Batch:

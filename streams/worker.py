@@ -5,10 +5,13 @@ from __future__ import annotations
 import faust
 
 from services.settings import Settings
+from streams import logs, metrics
 from streams.app import create_app
 
 
 def run(settings: Settings) -> None:
+    logs.configure(settings.worker_loglevel)
+    metrics.serve(settings.metrics_address, settings.metrics_port)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.worker_loglevel, quiet=True)
     worker.execute_from_commandline()

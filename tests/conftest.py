@@ -38,11 +38,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+def wait_until(
+    predicate: Callable[[], bool],
+    *,
+    timeout_s: float,
+    what: str,
+    context: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            detail = f"\n{context()}" if context else ""
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}{detail}")
         time.sleep(0.2)
 
 
@@ -123,10 +130,10 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def logs(self) -> str:
-        return "\n".join(
-            p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log"))
-        )
+    def logs(self, tail: int | None = 3000) -> str:
+        """The worker's output; by default the end of each run's log, for failure messages."""
+        texts = (p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
+        return "\n".join(text if tail is None else text[-tail:] for text in texts)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Tables: ``events``, ``metric_daily``, ``deadletters``, ``consumer_offsets``.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,8 +124,9 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
     )
     return SinkResult(
         inserted=len(fresh),
+        inserted_by_type=dict(Counter(e.event_type_name for _, e in fresh)),
         duplicates=len(batch.accepted) - len(fresh) + batch.repeated,
-        rejected=len(batch.rejected),
+        rejected=list(batch.rejected),
     )
 
 

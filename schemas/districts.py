@@ -1,8 +1,14 @@
-"""The five subdistricts (街道) of Zhengzhou National High-tech Zone, and the zone itself."""
+"""The five subdistricts (街道) of Zhengzhou National High-tech Zone, and the zone itself.
+
+Events store the code (``shifo``, …); :func:`district_code` also reads the names
+departments write in their ledgers: 石佛街道 or 石佛, Shifo Subdistrict or Shifo.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from schemas.fields import normalise_text
 
 
 class District(StrEnum):
@@ -25,3 +31,56 @@ LABELS: dict[District, tuple[str, str]] = {
 }
 
 SUBDISTRICTS: tuple[District, ...] = tuple(d for d in District if d is not District.ZONE)
+
+
+def _key(text: str) -> str:
+    """Lookup key: NFKC, no zero-width characters, single spaces, case-folded."""
+    return normalise_text(text).casefold()
+
+
+def _names() -> dict[str, District]:
+    names: dict[str, District] = {}
+    for district in SUBDISTRICTS:
+        zh, en = LABELS[district]
+        short_zh, short_en = zh.removesuffix("街道"), en.removesuffix(" Subdistrict")
+        spellings = (
+            district.value,
+            zh,
+            short_zh,
+            en,
+            short_en,
+            f"{short_en} Sub-district",
+            f"{short_en} Street",
+            f"{short_en} Street Office",
+        )
+        names.update(dict.fromkeys(spellings, district))
+    zone_spellings = (
+        "zone",
+        *LABELS[District.ZONE],
+        "高新区",
+        "全区",
+        "郑州高新区",
+        "郑州高新技术产业开发区",
+        "High-tech Zone",
+        "zone-wide",
+        "Zhengzhou High-tech Zone",
+        "Zhengzhou National High-tech Zone",
+    )
+    names.update(dict.fromkeys(zone_spellings, District.ZONE))
+    return names
+
+
+NAMES: dict[str, District] = _names()
+"""Every accepted spelling, as written, → district (what the JSON Schema description lists)."""
+
+_BY_KEY: dict[str, District] = {_key(name): district for name, district in NAMES.items()}
+# The exact spellings first: most records carry the code itself and skip normalisation.
+_EXACT: dict[str, District] = {**NAMES, **{d.value: d for d in District}}
+
+
+def district_code(text: str) -> District | None:
+    """The district a code or name means, or None; case, width and spaces do not matter."""
+    found = _EXACT.get(text)
+    if found is None:
+        found = _BY_KEY.get(_key(text))
+    return found

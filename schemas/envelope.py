@@ -1,23 +1,39 @@
 """The envelope every event carries, whatever its family.
 
 The pipeline adds ``ingested_at`` and the Kafka coordinates; they are not part of what a
-department sends.
+department sends. Rules that depend on the clock ("not in the future") live in
+:func:`schemas.validation.decode`, which is given the time to judge against; everything
+here depends on the event alone, so a replay judges it the same way.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from uuid6 import uuid7
 
-from schemas.districts import District
+from schemas.districts import District, district_code
+from schemas.fields import ISO_ONLY, NOT_NIL, Name, rule_error
 
 # Namespace for ids derived from a department's own ledger reference (uuid5), so that
 # importing the same ledger twice yields the same event ids and counts nothing twice.
 LEDGER_NAMESPACE = uuid.UUID("5b1f8f0e-7a3c-4c55-9a55-0c1c17c5a1e1")
+
+# The departments that send events; each writes only its own family (schemas.topics).
+Department = Literal["housing", "education", "heating", "parking", "drainage"]
+DEPARTMENTS: tuple[str, ...] = get_args(Department)
+
+CST = timezone(timedelta(hours=8), "Asia/Shanghai")
+# Nothing the platform tracks happened before 2000 (the reports start in 2018); earlier
+# dates are spreadsheet defaults such as 1900-01-00 or the Unix epoch, not history.
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=CST)
+# Clocks of department systems drift a little: a report stamped a few minutes before the
+# event it reports is skew, not a mistake.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def new_event_id() -> uuid.UUID:
@@ -29,21 +45,72 @@ def ledger_event_id(department: str, source_ref: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"{department}\x1f{source_ref}")
 
 
+def _district(value: object) -> object:
+    if not isinstance(value, str):
+        return value  # the enum validator reports the wrong type
+    found = district_code(value)
+    if found is None:
+        codes = ", ".join(d.value for d in District)
+        raise rule_error(
+            "unknown_district",
+            rule=f"one of {codes}, or their Chinese or English names",
+            zh=f"不是高新区的街道；请填写 {codes} 或街道名称（如 石佛街道）",
+            en=f"is not a subdistrict of the zone; use one of {codes} or a name such as 石佛街道",
+        )
+    return found
+
+
+DistrictField = Annotated[District, BeforeValidator(_district)]
+EventId = Annotated[uuid.UUID, NOT_NIL]
+
+
 class Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Set by each concrete event model.
     event_type_name: ClassVar[str]
     family: ClassVar[str]
 
-    event_id: uuid.UUID
-    schema_version: int = Field(default=1, ge=1, le=1)
-    department: str = Field(min_length=1, max_length=64)
-    district: District
-    occurred_at: AwareDatetime
-    reported_at: AwareDatetime
-    project: str | None = Field(default=None, min_length=1, max_length=200)
-    source_ref: str | None = Field(default=None, min_length=1, max_length=200)
+    event_id: EventId = Field(
+        description="UUID of this event (UUIDv7 preferred; uuid5 of the ledger row for imports)"
+    )
+    schema_version: Literal[1] = 1
+    department: Department = Field(description="the sending department; see the topic's list")
+    district: DistrictField = Field(
+        description=(
+            "subdistrict code (shifo, gouzhao, fengyang, wutong, shuangqiao) or zone; "
+            "the Chinese and English names (石佛街道, 石佛, Shifo Subdistrict, …) are "
+            "accepted and stored as the code"
+        )
+    )
+    occurred_at: Annotated[AwareDatetime, ISO_ONLY] = Field(
+        ge=EARLIEST_OCCURRED_AT,
+        description="when it happened (event time), ISO 8601 with offset, not in the future",
+    )
+    reported_at: Annotated[AwareDatetime, ISO_ONLY] = Field(
+        description="when the department sent it; not before occurred_at (5 minutes of skew)"
+    )
+    project: Name | None = Field(
+        default=None,
+        description="site, estate, school, lot or waterlogging point; NFKC-normalised, "
+        "zero-width characters removed, spaces collapsed",
+    )
+    source_ref: Name | None = Field(
+        default=None, description="ledger row or document this event comes from"
+    )
+
+    @model_validator(mode="after")
+    def _reported_after_occurred(self) -> Envelope:
+        if self.reported_at < self.occurred_at - CLOCK_SKEW:
+            raise rule_error(
+                "reported_before_occurred",
+                rule="reported_at >= occurred_at - 5 min",
+                zh=f"报送时间早于发生时间 {self.occurred_at.isoformat()}",
+                en=f"is before occurred_at {self.occurred_at.isoformat()}",
+                field="reported_at",
+                value=self.reported_at.isoformat(),
+            )
+        return self
 
     def measures(self) -> dict[str, Decimal]:
         """Metric name → quantity this event adds; what the rollups sum."""
@@ -52,4 +119,3 @@ class Envelope(BaseModel):
     def partition_key(self) -> bytes:
         """Events of one project stay in order on one partition."""
         return f"{self.district}/{self.project or ''}".encode()
-

@@ -148,7 +148,7 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
         data.setdefault("department", next(iter(spec.departments)))
     outcome = decode(spec, orjson.dumps(data))
     if isinstance(outcome, Rejection):
-        _fail(f"{outcome.field or 'record'}: {outcome.message} [{outcome.reason}]")
+        _fail(f"{outcome.message} (rule: {outcome.rule}) [{outcome.reason}]")
     producer = Producer(get_settings())
     try:
         (delivery,) = producer.send_all([outcome])

@@ -2,8 +2,8 @@
 
 Reads topics ``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended), writes
 ``city.deadletter.v1`` and the tables of ``streams.db.ledger``. Kafka's committed offsets
-are a convenience only: on every partition assignment the worker moves each partition to
-the offset PostgreSQL recorded with the rows that offset produced.
+are a convenience only: after every partition assignment the worker resumes each partition
+at the offset PostgreSQL recorded with the rows that offset produced.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec
@@ -29,10 +32,63 @@ log = logging.getLogger("citystream.worker")
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
+StoredOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
+
+
+class _DatabaseOffsetsConsumer(faust_aiokafka.Consumer):
+    """faust's Kafka consumer, except that "committed" means what PostgreSQL recorded.
+
+    faust starts (and, after every rebalance, restarts) each partition at the offset
+    ``seek_to_committed`` returns; that is the one place to decide where reading resumes,
+    so the stored offsets replace Kafka's there and nothing can seek after them.
+    """
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = dict(await super().seek_to_committed())
+        stored = await cast(_App, self.app).stored_offsets(set(self.assignment()))
+        if stored:
+            await self.seek_wait(stored)
+            # Kafka's copy follows, so lag tools that read the group's offsets agree.
+            await self._commit(stored)
+            committed.update(stored)
+            log.info(
+                "resuming at the offsets stored in PostgreSQL",
+                extra={"offsets": {f"{t.topic}[{t.partition}]": o for t, o in stored.items()}},
+            )
+        return committed
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _DatabaseOffsetsConsumer
+
+
+class _App(faust.App):
+    def __init__(self, *args: Any, stored_offsets: StoredOffsets, **kwargs: Any) -> None:
+        self.stored_offsets = stored_offsets
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
+
+
 def create_app(settings: Settings) -> faust.App:
     (STACK_DIR / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    names = {settings.topic_name(spec.name) for spec in ALL}
+
+    async def stored(assigned: set[TP]) -> dict[TP, int]:
+        ours = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in names)
+        if not ours:
+            return {}
+        conn = await _connect_with_retry(settings)
+        try:
+            offsets = await stored_offsets(conn, ours)
+        finally:
+            await conn.close()
+        return {TP(topic, partition): offset for (topic, partition), offset in offsets.items()}
+
+    app = _App(
         settings.consumer_group,
+        stored_offsets=stored,
         broker=f"kafka://{settings.kafka_bootstrap}",
         value_serializer="raw",
         key_serializer="raw",
@@ -51,36 +107,9 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
     )
     deadletters = app.topic(settings.topic_name(DEADLETTER_TOPIC), value_serializer="raw")
-    names = {settings.topic_name(spec.name) for spec in ALL}
 
     for spec in ALL:
         _register_agent(app, settings, spec, deadletters)
-
-    @app.on_partitions_assigned.connect
-    async def seek_to_stored_offsets(
-        sender: Any, /, *args: Any, signal: Any, **kwargs: Any
-    ) -> None:
-        assigned: set[TP] = args[0]
-        ours = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in names)
-        if not ours:
-            return
-        conn = await _connect_with_retry(settings)
-        try:
-            offsets = await stored_offsets(conn, ours)
-        finally:
-            await conn.close()
-        if not offsets:
-            return
-        tps = {TP(topic, partition): offset for (topic, partition), offset in offsets.items()}
-        # Committing first makes faust's own seek-to-committed (after recovery) land on the
-        # same offsets; the explicit seek covers the case where that seek already ran.
-        # faust has no public call to commit chosen offsets; this is the driver's own.
-        await cast(Any, app.consumer)._commit(tps)
-        for tp, offset in tps.items():
-            await app.consumer.seek(tp, offset)
-        log.info(
-            "seeked to stored offsets %s", {f"{t.topic}[{t.partition}]": o for t, o in tps.items()}
-        )
 
     return app
 
@@ -96,7 +125,13 @@ def _register_agent(app: faust.App, settings: Settings, spec: TopicSpec, deadlet
             settings.batch_size, within=settings.batch_wait_s
         ):
             records = [
-                Record(e.message.topic, e.message.partition, e.message.offset, e.message.value)
+                Record(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.value,
+                    datetime.fromtimestamp(e.message.timestamp, UTC),
+                )
                 for e in events
             ]
             started = time.perf_counter()

@@ -8,6 +8,8 @@ writes it in one transaction, and only after that commits does the agent ack.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
 
 from schemas.envelope import Envelope
 from schemas.topics import TopicSpec
@@ -24,6 +26,9 @@ class Record:
     partition: int
     offset: int
     value: bytes | None
+    # When the producer sent it: "in the future" is judged against this, not the wall
+    # clock, so a replay rejects exactly what the first run rejected.
+    timestamp: datetime | None = None
 
 
 @dataclass
@@ -44,18 +49,38 @@ class SinkResult:
     rejected: list[tuple[Record, Rejection]]
 
 
+def sink_rejection(
+    reason: str, field: str, value: str, rule: str, *, zh: str, en: str
+) -> Rejection:
+    """A rejection only the ledger can decide (an unknown corrected event, a reused id)."""
+    return Rejection.build(reason, field, value[:200], rule=rule, zh=zh, en=en)
+
+
 def prepare(spec: TopicSpec, records: list[Record]) -> Batch:
     batch = Batch()
-    seen: set[object] = set()
+    seen: dict[UUID, Envelope] = {}
     for record in records:
         tp = (record.topic, record.partition)
         batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), record.offset + 1)
-        outcome = decode(spec, record.value)
+        outcome = decode(spec, record.value, now=record.timestamp)
         if isinstance(outcome, Rejection):
             batch.rejected.append((record, outcome))
-        elif outcome.event_id in seen:
+        elif outcome.event_id not in seen:
+            seen[outcome.event_id] = outcome
+            batch.accepted.append((record, outcome))
+        elif seen[outcome.event_id] == outcome:
             batch.repeated += 1
         else:
-            seen.add(outcome.event_id)
-            batch.accepted.append((record, outcome))
+            batch.rejected.append((record, reused_event_id(outcome)))
     return batch
+
+
+def reused_event_id(event: Envelope) -> Rejection:
+    return sink_rejection(
+        "duplicate_event_id",
+        "event_id",
+        str(event.event_id),
+        "event_id is unique",
+        zh="该 event_id 已用于另一条不同的记录；新记录请使用新的 event_id",
+        en="this event_id was already used for a different record; use a new event_id",
+    )

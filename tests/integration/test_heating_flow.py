@@ -33,13 +33,21 @@ def test_duplicates_and_redeliveries_count_once(isolated: Settings, worker: Work
     worker.start()
     producer = Producer(isolated)
     producer.send_all(stream)
-    wait_until(lambda: consumed_everything(isolated), timeout_s=120, what="the first 1,050 records")
+    wait_until(
+        lambda: consumed_everything(isolated),
+        timeout_s=120,
+        what="the first 1,050 records",
+        context=worker.logs,
+    )
 
     # Redelivery: the same 20 events produced again after they were counted.
     producer.send_all(rng.sample(events, 20))
     producer.close()
     wait_until(
-        lambda: consumed_everything(isolated), timeout_s=60, what="the 20 redelivered records"
+        lambda: consumed_everything(isolated),
+        timeout_s=60,
+        what="the 20 redelivered records",
+        context=worker.logs,
     )
 
     assert rollup_rows(isolated) == expected_rollup(events), worker.logs()
@@ -63,6 +71,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
         lambda: scalar(isolated, "SELECT count(*) FROM events") >= 600,
         timeout_s=90,
         what="the worker to get going",
+        context=worker.logs,
     )
     worker.kill()
     at_kill = scalar(isolated, "SELECT count(*) FROM events")
@@ -73,7 +82,12 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     producer.send_all(more)
     producer.close()
     worker.start(batch_size=50, batch_wait_s=0.05)
-    wait_until(lambda: consumed_everything(isolated), timeout_s=120, what="catch-up after SIGKILL")
+    wait_until(
+        lambda: consumed_everything(isolated),
+        timeout_s=120,
+        what="catch-up after SIGKILL",
+        context=worker.logs,
+    )
 
     assert rollup_rows(isolated) == expected_rollup(events + more), worker.logs()
     assert scalar(isolated, "SELECT count(*) FROM events") == len(events) + len(more)
@@ -90,7 +104,12 @@ def test_database_offsets_win_over_kafka_commits(isolated: Settings, worker: Wor
     producer = Producer(isolated)
     producer.send_all(first)
     worker.start()
-    wait_until(lambda: consumed_everything(isolated), timeout_s=90, what="the first 300")
+    wait_until(
+        lambda: consumed_everything(isolated),
+        timeout_s=90,
+        what="the first 300",
+        context=worker.logs,
+    )
     worker.stop()
 
     second = heating_events(300, seed=6)
@@ -117,6 +136,11 @@ def test_database_offsets_win_over_kafka_commits(isolated: Settings, worker: Wor
             time.sleep(1)
     consumer.close()
 
-    worker.start()
-    wait_until(lambda: consumed_everything(isolated), timeout_s=90, what="the second 300")
+    worker.start(worker_loglevel="info")
+    wait_until(
+        lambda: consumed_everything(isolated),
+        timeout_s=90,
+        what="the second 300",
+        context=worker.logs,
+    )
     assert rollup_rows(isolated) == expected_rollup(first + second), worker.logs()

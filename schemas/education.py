@@ -1,0 +1,80 @@
+"""Education family (``city.education.v1``): schools opened and school places (学位) added.
+
+Metrics: ``education.schools_opened`` (1 per school), ``education.school_places``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from schemas.corrections import Correction
+from schemas.envelope import Envelope
+from schemas.fields import Count, Metric, Name, count, metric_map
+
+SCHOOLS_OPENED = "education.schools_opened"
+SCHOOL_PLACES = "education.school_places"
+
+SchoolLevel = Literal["kindergarten", "primary", "junior_secondary", "senior_secondary"]
+"""幼儿园, 小学, 初中, 高中."""
+
+# One event is one school. 2022 opened 10 schools with 18,420 places, about 1,840 each; the
+# largest nine-year schools hold a few thousand pupils. A year's total sent as one event
+# (18,420) is over the bound.
+MAX_PLACES = 6_000
+
+METRIC_SPECS: tuple[Metric, ...] = (
+    Metric(SCHOOLS_OPENED, "education", "schools", Decimal(1), 0),
+    Metric(SCHOOL_PLACES, "education", "places", Decimal(MAX_PLACES), 0),
+)
+
+_LEVEL = "kindergarten (幼儿园), primary (小学), junior_secondary (初中), senior_secondary (高中)"
+
+
+class EducationSchoolOpened(Envelope):
+    """A school opened (开学/投用); counts 1 school.
+
+    Its places are reported with ``education.places_added`` (one event per school or
+    expansion), so that opening a school and adding places are never counted twice.
+    """
+
+    event_type_name: ClassVar[str] = "education.school_opened"
+    family: ClassVar[str] = "education"
+
+    event_type: Literal["education.school_opened"] = "education.school_opened"
+    school_name: Name = Field(description="name of the school, e.g. 外国语实验小学")
+    level: SchoolLevel = Field(description=_LEVEL)
+
+    def measures(self) -> dict[str, Decimal]:
+        return {SCHOOLS_OPENED: Decimal(1)}
+
+
+class EducationPlacesAdded(Envelope):
+    """School places (学位) added at one school, new or expanded.
+
+    Bound: 0 < places ≤ 6,000 (one school; 2022: 18,420 places across 10 new schools).
+    """
+
+    event_type_name: ClassVar[str] = "education.places_added"
+    family: ClassVar[str] = "education"
+
+    event_type: Literal["education.places_added"] = "education.places_added"
+    places: Count = count(maximum=MAX_PLACES, description="school places added (≤ 6,000)")
+    level: SchoolLevel = Field(description=_LEVEL)
+    school_name: Name | None = Field(default=None, description="the school, if not in project")
+
+    def measures(self) -> dict[str, Decimal]:
+        return {SCHOOL_PLACES: Decimal(self.places)}
+
+
+class EducationCorrection(Correction):
+    """A signed change to an education metric of one earlier education event."""
+
+    event_type_name: ClassVar[str] = "education.correction"
+    family: ClassVar[str] = "education"
+    metrics: ClassVar[Mapping[str, Metric]] = metric_map(METRIC_SPECS)
+
+    event_type: Literal["education.correction"] = "education.correction"

@@ -1,0 +1,179 @@
+"""Housing family (``city.housing.v1``): resettlement housing (安置房) started, completed and
+delivered, and households moving back (回迁).
+
+Metrics: ``housing.started_area_m2``, ``housing.started_units``, ``housing.completed_area_m2``,
+``housing.completed_units``, ``housing.returned_households``, ``housing.returned_persons``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import ClassVar, Literal
+
+from pydantic import model_validator
+
+from schemas.corrections import Correction
+from schemas.envelope import Envelope
+from schemas.fields import Count, Metric, count, metric_map, quantity, rule_error
+
+STARTED_AREA_M2 = "housing.started_area_m2"
+STARTED_UNITS = "housing.started_units"
+COMPLETED_AREA_M2 = "housing.completed_area_m2"
+COMPLETED_UNITS = "housing.completed_units"
+RETURNED_HOUSEHOLDS = "housing.returned_households"
+RETURNED_PERSONS = "housing.returned_persons"
+
+# One event is one building or one estate (phase). The zone completed 2,562,900 m² in all
+# of 2022 across its resettlement projects, and signed 9,120 units / 799,400 m²; an event
+# above 1,000,000 m² or 20,000 units is a 万-vs-unit mistake or a year's total.
+MAX_AREA_M2 = 1_000_000
+MAX_UNITS = 20_000
+# One event is one village or estate moving back: 2022 saw 5 villages and 16,000 residents
+# return, about 3,200 persons per village.
+MAX_HOUSEHOLDS = 20_000
+MAX_PERSONS = 100_000
+# Floor area per unit: 2022's signed units averaged 88 m². Outside 10–1,000 m² per unit the
+# area or the unit count is in the wrong unit (e.g. 79.94 meaning 79.94万㎡).
+MIN_M2_PER_UNIT = 10
+MAX_M2_PER_UNIT = 1_000
+# A household has at least one person and rarely more than twenty.
+MAX_PERSONS_PER_HOUSEHOLD = 20
+
+METRIC_SPECS: tuple[Metric, ...] = (
+    Metric(STARTED_AREA_M2, "housing", "m2", Decimal(MAX_AREA_M2), 2),
+    Metric(STARTED_UNITS, "housing", "units", Decimal(MAX_UNITS), 0),
+    Metric(COMPLETED_AREA_M2, "housing", "m2", Decimal(MAX_AREA_M2), 2),
+    Metric(COMPLETED_UNITS, "housing", "units", Decimal(MAX_UNITS), 0),
+    Metric(RETURNED_HOUSEHOLDS, "housing", "households", Decimal(MAX_HOUSEHOLDS), 0),
+    Metric(RETURNED_PERSONS, "housing", "persons", Decimal(MAX_PERSONS), 0),
+)
+
+_AREA = "floor area, m² (≤ 1,000,000; one building or estate)"
+_UNITS = "dwelling units, 套 (≤ 20,000)"
+
+
+def _check_area_per_unit(area_m2: Decimal, units: int) -> None:
+    per_unit = area_m2 / units
+    if not MIN_M2_PER_UNIT <= per_unit <= MAX_M2_PER_UNIT:
+        raise rule_error(
+            "out_of_range",
+            rule=f"{MIN_M2_PER_UNIT} <= area_m2 / units <= {MAX_M2_PER_UNIT}",
+            zh=f"每套面积 {per_unit:.2f} m² 不合理（应在 {MIN_M2_PER_UNIT}–{MAX_M2_PER_UNIT} m²）；"
+            "面积是否以万㎡填写？",
+            en=f"gives {per_unit:.2f} m² per unit, outside {MIN_M2_PER_UNIT}–{MAX_M2_PER_UNIT} m²; "
+            "was the area given in 万㎡?",
+            field="area_m2",
+            value=str(area_m2),
+        )
+
+
+class HousingConstructionStarted(Envelope):
+    """Construction of resettlement housing started (新开工); one building or estate per event.
+
+    Bounds: 0 < area_m2 ≤ 1,000,000 m²; optional 0 < units ≤ 20,000, and then
+    10 ≤ area_m2 / units ≤ 1,000 m² per unit.
+    """
+
+    event_type_name: ClassVar[str] = "housing.construction_started"
+    family: ClassVar[str] = "housing"
+
+    event_type: Literal["housing.construction_started"] = "housing.construction_started"
+    area_m2: Decimal = quantity(maximum=MAX_AREA_M2, places=2, description=_AREA)
+    units: Count | None = count(maximum=MAX_UNITS, description=_UNITS + "; optional", default=None)
+
+    @model_validator(mode="after")
+    def _plausible(self) -> HousingConstructionStarted:
+        if self.units is not None:
+            _check_area_per_unit(self.area_m2, self.units)
+        return self
+
+    def measures(self) -> dict[str, Decimal]:
+        out = {STARTED_AREA_M2: self.area_m2}
+        if self.units is not None:
+            out[STARTED_UNITS] = Decimal(self.units)
+        return out
+
+
+class HousingUnitsCompleted(Envelope):
+    """Resettlement housing completed and delivered (竣工交付); one building or estate per event.
+
+    Bounds: 0 < area_m2 ≤ 1,000,000 m², 0 < units ≤ 20,000, and
+    10 ≤ area_m2 / units ≤ 1,000 m² per unit.
+    """
+
+    event_type_name: ClassVar[str] = "housing.units_completed"
+    family: ClassVar[str] = "housing"
+
+    event_type: Literal["housing.units_completed"] = "housing.units_completed"
+    area_m2: Decimal = quantity(maximum=MAX_AREA_M2, places=2, description=_AREA)
+    units: Count = count(maximum=MAX_UNITS, description=_UNITS)
+
+    @model_validator(mode="after")
+    def _plausible(self) -> HousingUnitsCompleted:
+        _check_area_per_unit(self.area_m2, self.units)
+        return self
+
+    def measures(self) -> dict[str, Decimal]:
+        return {COMPLETED_AREA_M2: self.area_m2, COMPLETED_UNITS: Decimal(self.units)}
+
+
+class HousingHouseholdsReturned(Envelope):
+    """Households and persons moved back into resettlement housing (回迁); one village or estate
+    per event. At least one of households and persons is given.
+
+    Bounds: 0 < households ≤ 20,000; 0 < persons ≤ 100,000 (2022: 5 villages, 16,000
+    residents); with both, households ≤ persons ≤ 20 × households.
+    """
+
+    event_type_name: ClassVar[str] = "housing.households_returned"
+    family: ClassVar[str] = "housing"
+
+    event_type: Literal["housing.households_returned"] = "housing.households_returned"
+    households: Count | None = count(
+        maximum=MAX_HOUSEHOLDS, description="households moved back (≤ 20,000)", default=None
+    )
+    persons: Count | None = count(
+        maximum=MAX_PERSONS, description="persons moved back (≤ 100,000)", default=None
+    )
+
+    @model_validator(mode="after")
+    def _plausible(self) -> HousingHouseholdsReturned:
+        if self.households is None and self.persons is None:
+            raise rule_error(
+                "missing_field",
+                rule="households or persons required",
+                zh="households（户数）和 persons（人数）至少填写一项",
+                en="give households, persons or both",
+                field="households",
+            )
+        if self.households is not None and self.persons is not None:
+            most = self.households * MAX_PERSONS_PER_HOUSEHOLD
+            if not self.households <= self.persons <= most:
+                raise rule_error(
+                    "out_of_range",
+                    rule=f"households <= persons <= {MAX_PERSONS_PER_HOUSEHOLD} * households",
+                    zh=f"{self.households} 户对应的人数应在 {self.households}–{most} 之间",
+                    en=f"{self.households} households means {self.households}–{most} persons",
+                    field="persons",
+                    value=self.persons,
+                )
+        return self
+
+    def measures(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        if self.households is not None:
+            out[RETURNED_HOUSEHOLDS] = Decimal(self.households)
+        if self.persons is not None:
+            out[RETURNED_PERSONS] = Decimal(self.persons)
+        return out
+
+
+class HousingCorrection(Correction):
+    """A signed change to a housing metric of one earlier housing event."""
+
+    event_type_name: ClassVar[str] = "housing.correction"
+    family: ClassVar[str] = "housing"
+    metrics: ClassVar[Mapping[str, Metric]] = metric_map(METRIC_SPECS)
+
+    event_type: Literal["housing.correction"] = "housing.correction"

@@ -76,9 +76,17 @@ class Producer:
             ],
         )
 
-    def send_raw(self, topic_base: str, value: bytes, key: bytes | None = None) -> Any:
+    def send_raw(
+        self,
+        topic_base: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Any:
         """Send bytes as they are (tests, replays of dead letters); no validation."""
-        return self._producer.send(self._settings.topic_name(topic_base), key=key, value=value)
+        return self._producer.send(
+            self._settings.topic_name(topic_base), key=key, value=value, timestamp_ms=timestamp_ms
+        )
 
     def send_all(self, events: Iterable[Envelope]) -> list[Delivery]:
         """Send and wait for every acknowledgement; raises DeliveryError on the first failure."""

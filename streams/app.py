@@ -9,6 +9,7 @@ at the offset PostgreSQL recorded with the rows that offset produced.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +21,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec
+from schemas.validation import Rejection
 from services.settings import STACK_DIR, Settings
 from streams import metrics
 from streams.db import DatabaseError, DatabaseUnavailable, connect_async
@@ -140,23 +142,46 @@ def _register_agent(app: faust.App, settings: Settings, spec: TopicSpec, deadlet
             # After the commit: the deadletters table already holds these, so a crash here
             # loses at most the topic copy, never the record itself.
             for record, why in result.rejected:
-                await deadletters.send(
-                    key=f"{record.topic}/{record.partition}/{record.offset}".encode(),
-                    value=record.value or b"",
-                    headers={
-                        "reason": why.reason.encode(),
-                        "field": (why.field or "").encode(),
-                        "message": why.message.encode(),
-                        "topic": record.topic.encode(),
-                        "partition": str(record.partition).encode(),
-                        "offset": str(record.offset).encode(),
-                    },
-                )
+                await _publish_deadletter(deadletters, record, why)
             for event in events:
                 await stream.ack(event)
             _observe(app, spec, batch, result, time.perf_counter() - started)
 
     app.agent(topic, name=spec.family, concurrency=1)(agent)
+
+
+# The topic copy of a dead letter stays well under Kafka's 1 MB request limit; a larger
+# original is kept whole in the deadletters table, and the copy says so.
+DEADLETTER_COPY_LIMIT = 512 * 1024
+
+
+async def _publish_deadletter(deadletters: Any, record: Record, why: Rejection) -> None:
+    value = record.value or b""
+    truncated = len(value) > DEADLETTER_COPY_LIMIT
+    headers = {
+        "reason": why.reason.encode(),
+        "field": (why.field or "").encode(),
+        "message": why.message.encode(),
+        "topic": record.topic.encode(),
+        "partition": str(record.partition).encode(),
+        "offset": str(record.offset).encode(),
+        "original_bytes": str(len(value)).encode(),
+        "sha256": hashlib.sha256(value).hexdigest().encode(),
+    }
+    if truncated:
+        headers["truncated"] = b"true"
+    try:
+        await deadletters.send(
+            key=f"{record.topic}/{record.partition}/{record.offset}".encode(),
+            value=value[:DEADLETTER_COPY_LIMIT] if truncated else value,
+            headers=headers,
+        )
+    except Exception:
+        # The deadletters table already holds it; a lost topic copy must not stop the agent.
+        log.exception(
+            "dead letter not copied to the topic",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
 
 
 def _observe(
@@ -225,8 +250,10 @@ async def _write_with_retry(settings: Settings, conn: Any, batch: Batch) -> tupl
     while True:
         try:
             return conn, await write_batch(conn, batch)
-        except DatabaseError as exc:
+        except Exception as exc:  # a database error, or a bug: retry, never kill the agent
             metrics.SINK_RETRIES.inc()
+            if not isinstance(exc, DatabaseError):
+                log.exception("unexpected error writing a batch; retrying")
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
             log.warning("batch not written, retrying in %.1fs: %s", delay, exc)
             attempt += 1

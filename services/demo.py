@@ -23,7 +23,8 @@ from rich.table import Table
 
 from schemas.districts import LABELS, SUBDISTRICTS, District
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected
-from services.producer import Producer, ensure_topics
+from schemas.topics import HEATING
+from services.producer import Producer, end_offsets, ensure_topics
 from services.settings import Settings
 from streams.db import connect
 from streams.db.migrate import migrate
@@ -52,6 +53,19 @@ def demo_events(count: int, *, seed: int = 2024) -> list[HeatingAreaConnected]:
             )
         )
     return events
+
+
+def caught_up(settings: Settings) -> bool:
+    """True once the offsets PostgreSQL stored reach the end of the heating topic."""
+    ends = end_offsets(settings, HEATING.name)
+    with connect(settings) as conn:
+        stored: dict[int, int] = dict(
+            conn.execute(
+                "SELECT partition, next_offset FROM consumer_offsets WHERE topic = %s",
+                (settings.topic_name(HEATING.name),),
+            ).fetchall()
+        )
+    return all(stored.get(p, 0) >= end for p, end in ends.items())
 
 
 def totals_by_district(settings: Settings) -> dict[str, Decimal]:
@@ -90,16 +104,14 @@ def run_demo(settings: Settings, *, events: int, timeout_s: float, console: Cons
         )
 
         with console.status("waiting for the worker to write them to PostgreSQL…"):
-            while True:
-                seen = totals_by_district(settings)
-                if all(seen.get(d, Decimal(0)) >= total for d, total in sent.items()):
-                    break
+            while not caught_up(settings):
                 if worker.poll() is not None:
                     raise SystemExit(f"the worker exited with code {worker.returncode}")
                 if time.monotonic() - started > timeout_s:
                     raise SystemExit(f"the worker did not catch up within {timeout_s:.0f} s")
-                time.sleep(0.5)
+                time.sleep(0.2)
         elapsed = time.monotonic() - started
+        seen = totals_by_district(settings)
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -119,6 +131,6 @@ def run_demo(settings: Settings, *, events: int, timeout_s: float, console: Cons
             f"{zh} {en}", f"{s:,.2f}", f"{db:,.2f}", "[green]=[/]" if s == db else "[yellow]≠[/]"
         )
     console.print(table)
-    console.print(f"read back from metric_daily {elapsed:.1f} s after the first send")
+    console.print(f"worker caught up and totals read back {elapsed:.1f} s after the first send")
     if any(seen.get(d, Decimal(0)) != total for d, total in sent.items()):
         console.print("[yellow]≠: the database also holds heating events this demo did not send[/]")

@@ -122,6 +122,7 @@ def start() -> Component:
     )
     _format(properties)
     log = LOG.open("ab")
+    launched = time.monotonic()
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
         _java(MAIN_CLASS, str(properties.resolve()), heap=("-Xms256m", "-Xmx1g")),
         stdout=log,
@@ -143,7 +144,7 @@ def start() -> Component:
             raise StackError(f"the Kafka broker exited with code {proc.returncode}; see {LOG}")
         try:
             wait_for_broker(address, timeout_s=2.0)
-            return component
+            return component.model_copy(update={"ready_in_s": time.monotonic() - launched})
         except TimeoutError:
             if time.monotonic() > deadline:
                 raise StackError(

@@ -134,6 +134,7 @@ def start() -> tuple[Component, dict[str, str]]:
     if ids is not None:
         LOG.touch()
         os.chown(LOG, *ids)
+    launched = time.monotonic()
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
     result = subprocess.run(  # noqa: S603 - fixed argv
         [
@@ -175,6 +176,7 @@ def start() -> tuple[Component, dict[str, str]]:
         pid=pid,
         cmdline_marker=str(DATA.resolve()),
         log=str(LOG),
+        ready_in_s=time.monotonic() - launched,
     )
     return component, {
         "CITYSTREAM_DATABASE_URL": app_url,

@@ -27,6 +27,8 @@ class Component(BaseModel):
     # A string that must appear in /proc/PID/cmdline, so that a recycled PID is never killed.
     cmdline_marker: str
     log: str
+    # Seconds from launch until the component answered (a metadata request, a connection).
+    ready_in_s: float | None = None
 
     def running(self) -> bool:
         return pid_matches(self.pid, self.cmdline_marker)

@@ -348,6 +348,9 @@ class Pledge(_Model):
     start: dt.date
     deadline: dt.date
     owner: Code
+    # A pledge for one subdistrict counts only that subdistrict's rollups and events; None
+    # (the default): the whole zone, every district's rows and the zone-wide ones.
+    district: District | None = None
     schedule: Schedule
     schedule_reason: Text
     # metric: the metric's total counts; items: each named item reported done counts once.
@@ -367,6 +370,12 @@ class Pledge(_Model):
         if self.measurable == bool(self.measurable_reason):
             raise ValueError("measurable_reason is required for, and only for, measurable: false")
         self._check_schedule()
+        return self
+
+    @model_validator(mode="after")
+    def _check_district(self) -> Pledge:
+        if self.district is District.ZONE:
+            raise ValueError("district: omit it for a zone-wide pledge; name a subdistrict")
         return self
 
     def _check_basis(self) -> None:

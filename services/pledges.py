@@ -1,0 +1,459 @@
+"""Pledge progress: what each pledge's schedule expects by a date, what the events show,
+the gap, a run-rate projection and a status — computed here in Python, and the same numbers
+from SQL (``pledge_progress`` view, ``pledge_progress_at(d)``; migration 0004).
+
+Reads the catalogue (``seeds/``, :func:`schemas.catalogue.load_catalogue`) and, through
+``streams.db.pledges``, the tables ``metric_daily`` and ``events``; ``load`` writes
+``pledges`` and ``pledge_schedule``. No environment variable of its own: the CLI passes a
+connection made from :class:`services.settings.Settings`.
+
+Definitions, for a pledge and a local (Asia/Shanghai) date D, at the end of D:
+
+- **expected to date**: the schedule's cumulative amount by D, ``Pledge.expected_by(D)``
+  rounded to 4 decimal places (:data:`EXPECTED_QUANTUM`). 0 before start, the target from
+  the deadline on. The loader stores this same curve, one row per day from start to
+  deadline, in ``pledge_schedule``; SQL reads it from there.
+- **actual to date**: for ``progress_from: metric``, the sum of ``metric_daily.total`` of
+  the pledge's metric from start to D (corrections included, as the rollups include them),
+  only the pledge's subdistrict when it names one. For ``progress_from: items``, the number
+  of named items done: an item is done when the ledger's events of the metric's event types
+  that name its code as ``project``, from start to D (local day of ``occurred_at``), net of
+  the corrections of those events up to D, add up to more than zero.
+- **gap (units)**: actual − expected.
+- **gap (days)**: R − D, where R is the last day whose expected amount the actual covers
+  (the last day with expected ≤ actual); start − 1 when not even the first day's amount is
+  covered; D itself when the whole curve is covered and D is past the deadline. Negative:
+  behind the schedule by that many days; positive: ahead (or, where the schedule expects
+  nothing yet, the days until it does).
+- **projected completion**: the day on which the average daily rate since start
+  (actual / days elapsed, D included) reaches the target: start + ceil(target × elapsed /
+  actual) − 1 days, exactly (no rounding), capped at 9999-12-31. None when there is no
+  progress (actual ≤ 0) or D is before start. The average since start understates the pace
+  inside a season (seasonal and step schedules), so early in a season the projection can
+  lie past the deadline while the pledge is on schedule; the gap rules below still hold.
+- **status**, the first rule that applies:
+
+  1. ``not_measurable`` — the pledge has ``measurable: false`` (no event can measure it);
+     actual, gaps and projection are then None.
+  2. ``achieved`` — actual ≥ target.
+  3. ``overdue`` — D is after the deadline (and not achieved).
+  4. ``behind`` — gap ≤ :data:`BEHIND_GAP_DAYS` days, or actual < :data:`BEHIND_SHARE` ×
+     expected.
+  5. ``at_risk`` — projected completion after the deadline, or actual <
+     :data:`AT_RISK_SHARE` × expected.
+  6. ``on_track`` — otherwise.
+
+  The thresholds are constants below, each with why; ``pledge_status()`` in
+  ``streams/db/migrations/0004_pledges.sql`` repeats them and tests hold the two equal.
+  The share rules are strict where little is due yet: with nothing reported on the first
+  day of a linear or milestone curve a pledge is already ``behind``.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from rich.table import Table
+
+from schemas.catalogue import SOURCES_DIR, Catalogue, Pledge, load_catalogue
+from streams.db.pledges import (
+    CorrectionRow,
+    ItemEvent,
+    PledgeRecord,
+    StoreReport,
+    item_events,
+    metric_days,
+    progress_rows,
+    store_pledges,
+)
+from streams.rollup import LOCAL_TZ, local_day
+
+# The schedule curve is stored and compared at this precision: finer than any unit's
+# meaning (1/10000 of a school, of a m²), coarse enough that actual − expected is exact in
+# Python's 28-digit decimals as it is in PostgreSQL's numeric.
+EXPECTED_QUANTUM = Decimal("0.0001")
+
+# Behind by a month or more. Our assumption: progress is reviewed monthly, so a slip of a
+# month has outlived a review cycle and is no longer explained by a ledger sent late.
+BEHIND_GAP_DAYS = -30
+# Less than 80% of what is due: a fifth of the planned work is missing, more than a late
+# batch explains; catching up needs action, not patience. Catches big shortfalls on steep
+# curves that the day count is slow to show (a step due date, a short season).
+BEHIND_SHARE = Decimal("0.80")
+# Less than 95% of what is due: more than the usual noise of departments sending their
+# ledgers (台账) in batches, so worth a warning before it becomes a gap.
+AT_RISK_SHARE = Decimal("0.95")
+
+# Projections are capped here rather than overflowing the calendar (a tiny rate).
+LAST_DAY = date(9999, 12, 31)
+
+
+class Status(StrEnum):
+    ACHIEVED = "achieved"
+    OVERDUE = "overdue"
+    BEHIND = "behind"
+    AT_RISK = "at_risk"
+    ON_TRACK = "on_track"
+    NOT_MEASURABLE = "not_measurable"
+
+
+STATUS_LABELS: dict[Status, tuple[str, str, str]] = {
+    # status: (中文, English, rich style)
+    Status.ACHIEVED: ("已完成", "achieved", "bold green"),
+    Status.OVERDUE: ("已逾期", "overdue", "bold red"),
+    Status.BEHIND: ("滞后", "behind", "red"),
+    Status.AT_RISK: ("有风险", "at risk", "yellow"),
+    Status.ON_TRACK: ("正常", "on track", "green"),
+    Status.NOT_MEASURABLE: ("无法计量", "not measurable", "dim"),
+}
+
+Curve = tuple[tuple[date, Decimal], ...]
+
+
+@dataclass(frozen=True)
+class PledgeProgress:
+    pledge_id: str
+    year: int
+    title_zh: str
+    title_en: str
+    metric: str
+    unit: str
+    district: str | None
+    target: Decimal
+    start: date
+    deadline: date
+    on: date
+    expected_to_date: Decimal
+    actual_to_date: Decimal | None
+    gap_units: Decimal | None
+    gap_days: int | None
+    projected_completion: date | None
+    status: Status
+
+
+# --------------------------------------------------------------------------- pure rules
+
+
+def pledge_year(pledge: Pledge) -> int:
+    return int(pledge.id[:4])
+
+
+def expected_cumulative(pledge: Pledge, day: date) -> Decimal:
+    """The schedule's amount by the end of ``day``, at the stored precision."""
+    return pledge.expected_by(day).quantize(EXPECTED_QUANTUM)
+
+
+def schedule_curve(pledge: Pledge) -> Curve:
+    """(day, expected) for every day from start to deadline: what ``pledge_schedule`` holds."""
+    days = (pledge.deadline - pledge.start).days + 1
+    return tuple(
+        (day, expected_cumulative(pledge, day))
+        for day in (pledge.start + timedelta(days=n) for n in range(days))
+    )
+
+
+def reached_day(curve: Curve, actual: Decimal, *, on: date) -> date:
+    """The last day whose expected amount ``actual`` covers (see the module docstring)."""
+    covered = bisect_right([expected for _, expected in curve], actual)
+    if covered == 0:
+        return curve[0][0] - timedelta(days=1)
+    if covered == len(curve) and on > curve[-1][0]:
+        return on
+    return curve[covered - 1][0]
+
+
+def gap_in_days(curve: Curve, actual: Decimal, *, on: date) -> int:
+    return (reached_day(curve, actual, on=on) - on).days
+
+
+def projected_completion(*, start: date, target: Decimal, actual: Decimal, on: date) -> date | None:
+    """When the average daily rate since start reaches the target; None without progress."""
+    if actual <= 0 or on < start:
+        return None
+    elapsed = (on - start).days + 1
+    days_needed = math.ceil(Fraction(target) * elapsed / Fraction(actual))
+    return start + timedelta(days=min(days_needed - 1, (LAST_DAY - start).days))
+
+
+def classify(
+    *,
+    measurable: bool,
+    actual: Decimal | None,
+    expected: Decimal,
+    target: Decimal,
+    gap_days: int | None,
+    projected: date | None,
+    deadline: date,
+    on: date,
+) -> Status:
+    """The status rules of the module docstring, first match wins."""
+    if not measurable or actual is None:
+        return Status.NOT_MEASURABLE
+    if actual >= target:
+        return Status.ACHIEVED
+    if on > deadline:
+        return Status.OVERDUE
+    if (gap_days is not None and gap_days <= BEHIND_GAP_DAYS) or actual < expected * BEHIND_SHARE:
+        return Status.BEHIND
+    if (projected is not None and projected > deadline) or actual < expected * AT_RISK_SHARE:
+        return Status.AT_RISK
+    return Status.ON_TRACK
+
+
+def evaluate(
+    pledge: Pledge, *, on: date, actual: Decimal | None, curve: Curve | None = None
+) -> PledgeProgress:
+    """Every number for one pledge at the end of ``on``, given its actual (None: unmeasurable)."""
+    expected = expected_cumulative(pledge, on)
+    if not pledge.measurable:
+        actual = None
+    gap_units: Decimal | None = None
+    gap_days: int | None = None
+    projected: date | None = None
+    if actual is not None:
+        gap_units = actual - expected
+        gap_days = gap_in_days(curve or schedule_curve(pledge), actual, on=on)
+        projected = projected_completion(
+            start=pledge.start, target=pledge.target, actual=actual, on=on
+        )
+    status = classify(
+        measurable=pledge.measurable,
+        actual=actual,
+        expected=expected,
+        target=pledge.target,
+        gap_days=gap_days,
+        projected=projected,
+        deadline=pledge.deadline,
+        on=on,
+    )
+    return PledgeProgress(
+        pledge_id=pledge.id,
+        year=pledge_year(pledge),
+        title_zh=pledge.title_zh,
+        title_en=pledge.title_en,
+        metric=pledge.metric,
+        unit=pledge.unit,
+        district=None if pledge.district is None else pledge.district.value,
+        target=pledge.target,
+        start=pledge.start,
+        deadline=pledge.deadline,
+        on=on,
+        expected_to_date=expected,
+        actual_to_date=actual,
+        gap_units=gap_units,
+        gap_days=gap_days,
+        projected_completion=projected,
+        status=status,
+    )
+
+
+def metric_actual(
+    rows: Sequence[tuple[date, str, Decimal]], pledge: Pledge, *, on: date
+) -> Decimal:
+    """Sum of the rollup rows (day, district, total) from start to ``on`` in scope."""
+    district = None if pledge.district is None else pledge.district.value
+    return sum(
+        (
+            total
+            for day, row_district, total in rows
+            if pledge.start <= day <= on and (district is None or row_district == district)
+        ),
+        Decimal(0),
+    )
+
+
+def items_done(
+    pledge: Pledge,
+    originals: Sequence[ItemEvent],
+    corrections: Sequence[CorrectionRow],
+    *,
+    on: date,
+) -> int:
+    """How many of the pledge's items are done by the end of ``on`` (module docstring)."""
+    codes = {item.code for item in pledge.items}
+    district = None if pledge.district is None else pledge.district.value
+    corrected: dict[UUID, Decimal] = {}
+    for correction in corrections:
+        if local_day(correction.occurred_at) <= on:
+            delta = correction.measures.get(pledge.metric, Decimal(0))
+            corrected[correction.corrects] = corrected.get(correction.corrects, Decimal(0)) + delta
+    net: dict[str, Decimal] = {}
+    for event in originals:
+        if event.project not in codes or not pledge.start <= local_day(event.occurred_at) <= on:
+            continue
+        if district is not None and event.district != district:
+            continue
+        amount = event.measures.get(pledge.metric, Decimal(0))
+        amount += corrected.get(event.event_id, Decimal(0))
+        net[event.project] = net.get(event.project, Decimal(0)) + amount
+    return sum(1 for amount in net.values() if amount > 0)
+
+
+# --------------------------------------------------------------------------- database
+
+
+def local_today() -> date:
+    return datetime.now(LOCAL_TZ).date()
+
+
+def _end_of_local_day(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=LOCAL_TZ)
+
+
+def actual_to_date(
+    conn: psycopg.Connection[Any], pledge: Pledge, catalogue: Catalogue, *, on: date
+) -> Decimal | None:
+    """The pledge's actual by the end of ``on`` read from the database; None if unmeasurable."""
+    if not pledge.measurable:
+        return None
+    if pledge.progress_from == "metric":
+        rows = metric_days(conn, metric=pledge.metric, first=pledge.start, last=on)
+        return metric_actual(rows, pledge, on=on)
+    originals, corrections = item_events(
+        conn,
+        event_types=catalogue.metric(pledge.metric).event_types,
+        codes=[item.code for item in pledge.items],
+        until=_end_of_local_day(on),
+    )
+    return Decimal(items_done(pledge, originals, corrections, on=on))
+
+
+def selected(catalogue: Catalogue, year: int | None) -> list[Pledge]:
+    pledges = catalogue.pledges if year is None else catalogue.pledges_for(year)
+    return sorted(pledges, key=lambda pledge: pledge.id)
+
+
+def progress(
+    conn: psycopg.Connection[Any],
+    *,
+    on: date,
+    year: int | None = None,
+    catalogue: Catalogue | None = None,
+) -> list[PledgeProgress]:
+    """Progress of every pledge (of ``year``) at the end of local day ``on``, computed in
+    Python from the catalogue (default: ``seeds/``) and ``metric_daily`` / ``events``."""
+    catalogue = catalogue if catalogue is not None else load_catalogue()
+    return [
+        evaluate(pledge, on=on, actual=actual_to_date(conn, pledge, catalogue, on=on))
+        for pledge in selected(catalogue, year)
+    ]
+
+
+def progress_from_sql(
+    conn: psycopg.Connection[Any], *, on: date | None, year: int | None = None
+) -> list[PledgeProgress]:
+    """The same numbers from ``pledge_progress_at(on)`` (the ``pledge_progress`` view, i.e.
+    today in Asia/Shanghai, when ``on`` is None), for the latest stored pledge versions."""
+    return [
+        PledgeProgress(
+            pledge_id=row["pledge_id"],
+            year=row["year"],
+            title_zh=row["title_zh"],
+            title_en=row["title_en"],
+            metric=row["metric"],
+            unit=row["unit"],
+            district=row["district"],
+            target=row["target"],
+            start=row["start"],
+            deadline=row["deadline"],
+            on=row["on_day"],
+            expected_to_date=row["expected_to_date"],
+            actual_to_date=row["actual_to_date"],
+            gap_units=row["gap_units"],
+            gap_days=row["gap_days"],
+            projected_completion=row["projected_completion"],
+            status=Status(row["status"]),
+        )
+        for row in progress_rows(conn, on=on, year=year)
+    ]
+
+
+def validated_catalogue() -> Catalogue:
+    """The catalogue, with every quotation checked against the sources when they are here."""
+    return load_catalogue(sources=SOURCES_DIR if SOURCES_DIR.is_dir() else None)
+
+
+def pledge_record(pledge: Pledge, catalogue: Catalogue) -> PledgeRecord:
+    return PledgeRecord(
+        id=pledge.id,
+        year=pledge_year(pledge),
+        title_zh=pledge.title_zh,
+        title_en=pledge.title_en,
+        metric=pledge.metric,
+        target=pledge.target,
+        unit=pledge.unit,
+        start=pledge.start,
+        deadline=pledge.deadline,
+        department=pledge.owner,
+        district=None if pledge.district is None else pledge.district.value,
+        schedule=pledge.schedule.model_dump(mode="json"),
+        progress_from=pledge.progress_from,
+        items=tuple(item.code for item in pledge.items),
+        event_types=catalogue.metric(pledge.metric).event_types,
+        source_file=pledge.source.file,
+        source_quote=pledge.source.quote,
+        measurable=pledge.measurable,
+        curve=schedule_curve(pledge),
+    )
+
+
+class NoPledges(ValueError):
+    """The catalogue has no pledge for the year asked for."""
+
+
+def load(
+    conn: psycopg.Connection[Any], *, catalogue: Catalogue, year: int | None = None
+) -> StoreReport:
+    """Store new and changed pledges (of ``year``) with their schedule; unchanged ones stay."""
+    pledges = selected(catalogue, year)
+    if not pledges:
+        raise NoPledges(f"no pledges for {year} in seeds/pledges/ (add seeds/pledges/{year}.yaml)")
+    return store_pledges(conn, [pledge_record(pledge, catalogue) for pledge in pledges])
+
+
+# --------------------------------------------------------------------------- display
+
+
+def _amount(value: Decimal | None, scale: Decimal, unit: str, *, sign: bool = False) -> str:
+    if value is None:
+        return "—"
+    scaled = (value / scale).quantize(Decimal("0.01"))
+    text = f"{scaled:+,.2f}" if sign and scaled else f"{scaled:,.2f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {unit}"
+
+
+def status_table(rows: Sequence[PledgeProgress], catalogue: Catalogue, *, on: date) -> Table:
+    """The progress rows as a table, 中文 first."""
+    table = Table(title=f"承诺进度 Pledge progress · {on.isoformat()} (Asia/Shanghai)")
+    table.add_column("承诺 Pledge", min_width=24, ratio=1)
+    for header in ("目标 Target", "实际 Actual", "应完成 Expected", "差额 Gap", "差天数 Gap days"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("状态 Status")
+    table.add_column("预计完成 Projected", no_wrap=True)
+    for row in rows:
+        metric = catalogue.metric(row.metric)
+        scale, unit = metric.display_scale, metric.display_unit
+        zh, en, style = STATUS_LABELS[row.status]
+        table.add_row(
+            f"{row.title_zh}\n[dim]{row.title_en}[/]",
+            _amount(row.target, scale, unit),
+            _amount(row.actual_to_date, scale, unit),
+            _amount(row.expected_to_date, scale, unit),
+            _amount(row.gap_units, scale, unit, sign=True),
+            "—" if row.gap_days is None else f"{row.gap_days:+d}",
+            f"[{style}]{zh} {en}[/]",
+            "—" if row.projected_completion is None else row.projected_completion.isoformat(),
+        )
+    return table

@@ -1,0 +1,163 @@
+"""Plausible Chinese project names per subdistrict for ``citystream simulate``.
+
+The villages, roads and estates below are invented in the style of the zone's place names
+(its roads are named after trees: 莲花街, 长椿路, 翠竹街 …); none of them is a claim
+about a real site, and a simulated event must never be mistaken for a department's report
+(every simulated ``source_ref`` starts with ``sim-``). Pure data and pure functions: no
+I/O, no topics, no tables, no environment variables.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from schemas.districts import District
+
+
+@dataclass(frozen=True)
+class Place:
+    """What a subdistrict's projects are named after, and roughly where it lies."""
+
+    villages: tuple[str, ...]
+    roads: tuple[str, ...]
+    # Centre in WGS-84 degrees; drainage points scatter around it.
+    lat: float
+    lon: float
+
+
+PLACES: dict[District, Place] = {
+    District.SHIFO: Place(
+        villages=("石佛", "冉屯", "孟砦", "司马", "东史马", "瓦屋孙"),
+        roads=("长椿路", "莲花街", "科学大道", "红松路", "雪松路", "翠竹街", "银杏路"),
+        lat=34.815,
+        lon=113.575,
+    ),
+    District.GOUZHAO: Place(
+        villages=("沟赵", "老俩河", "常庄", "申河", "贾庄", "苏庄"),
+        roads=("金梭路", "银屏路", "西四环", "瑞达路", "石楠路", "合欢街", "檀香路"),
+        lat=34.785,
+        lon=113.515,
+    ),
+    District.FENGYANG: Place(
+        villages=("枫杨", "南流", "岗李", "后牛", "郭庄", "杜庄"),
+        roads=("枫杨街", "冬青街", "化工路", "西三环", "红杉路", "香樟路", "柏杨路"),
+        lat=34.845,
+        lon=113.548,
+    ),
+    District.WUTONG: Place(
+        villages=("西史赵", "东周", "朱屯", "堂李", "柿园", "梧桐"),
+        roads=("梧桐街", "瑞达路", "长椿路", "木兰路", "紫荆山路", "桂香路", "丁香街"),
+        lat=34.802,
+        lon=113.552,
+    ),
+    District.SHUANGQIAO: Place(
+        villages=("双桥", "牛砦", "薛岗", "王垌", "马寨", "前刘"),
+        roads=("玉兰街", "杜鹃街", "碧桃路", "香梅路", "迎春街", "海棠路", "芍药路"),
+        lat=34.862,
+        lon=113.602,
+    ),
+}
+
+ESTATE_PREFIXES = ("锦绣", "翠湖", "枫林", "云栖", "紫荆", "金桂", "悦澜", "和园", "书香", "康桥")
+ESTATE_SUFFIXES = ("苑", "花园", "家园", "雅居", "小区", "公寓")
+CORNERS = ("东北角", "西北角", "东南角", "西南角")
+PHASES = ("一", "二", "三", "四", "五", "六", "七", "八")
+OFFICIALS = {
+    "housing": ("安置办 李建国", "安置办 赵敏"),
+    "education": ("教育局 陈晓燕", "教育局 刘洋"),
+    "heating": ("供热办 王磊", "供热办 孙丽"),
+    "parking": ("停车办 张伟", "停车办 周静"),
+    "drainage": ("排水办 吴刚", "排水办 郑芳"),
+}
+
+
+class Names:
+    """Hands out project names, never the same one twice in a simulated year."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._used: set[str] = set()
+
+    def _unique(self, make: list[str]) -> str:
+        # `make` is a list of candidates in preference order; the first unused one wins,
+        # then numbered variants, so a name is always found.
+        for name in make:
+            if name not in self._used:
+                self._used.add(name)
+                return name
+        base = make[0]
+        n = 2
+        while f"{base}（{n}）" in self._used:
+            n += 1
+        name = f"{base}（{n}）"
+        self._used.add(name)
+        return name
+
+    def _two_roads(self, district: District) -> tuple[str, str]:
+        first, second = self._rng.sample(PLACES[district].roads, 2)
+        return first, second
+
+    def resettlement_estate(self, district: District) -> str:
+        """A resettlement estate (安置区) and phase, e.g. 冉屯安置区二期."""
+        villages = list(PLACES[district].villages)
+        self._rng.shuffle(villages)
+        return self._unique([f"{v}安置区{p}期" for p in PHASES for v in villages])
+
+    def village_estate(self, district: District) -> tuple[str, str]:
+        """A village moving back and the estate it moves into."""
+        villages = list(PLACES[district].villages)
+        self._rng.shuffle(villages)
+        name = self._unique([f"{v}村回迁安置" for v in villages])
+        village = name.removesuffix("村回迁安置")
+        return village, f"{village}安置区"
+
+    def estate(self, district: District) -> str:
+        """A residential estate to connect to district heating."""
+        if self._rng.random() < 0.5:
+            return self.resettlement_estate(district)
+        candidates = [
+            f"{road.removesuffix('路').removesuffix('街').removesuffix('大道')}{p}{s}"
+            for road in self._rng.sample(PLACES[district].roads, 3)
+            for p in self._rng.sample(ESTATE_PREFIXES, 3)
+            for s in self._rng.sample(ESTATE_SUFFIXES, 2)
+        ]
+        return self._unique(candidates)
+
+    def pipe_section(self, district: District) -> str:
+        road, *ends = self._rng.sample(PLACES[district].roads, 3)
+        return self._unique([f"{road}供热管网（{ends[0]}—{ends[1]}）"])
+
+    def school(self, district: District, kind: str) -> str:
+        roads = list(PLACES[district].roads)
+        self._rng.shuffle(roads)
+        return self._unique([f"{r}{kind}" for r in roads] + [f"{r}第二{kind}" for r in roads])
+
+    def car_park(self, district: District, *, temporary: bool) -> str:
+        a, b = self._two_roads(district)
+        corner = self._rng.choice(CORNERS)
+        what = "临时停车场" if temporary else "公共停车场"
+        return self._unique([f"{a}与{b}交叉口{corner}{what}"])
+
+    def idle_plot(self, district: District) -> str:
+        a, b = self._two_roads(district)
+        corner = self._rng.choice(CORNERS)
+        return self._unique([f"{a}与{b}交叉口{corner}闲置地块临时停车位"])
+
+    def crossing(self, district: District, road: str | None = None) -> str:
+        """A waterlogging point at a crossing, e.g. 科学大道与长椿路交叉口."""
+        if road is None:
+            a, b = self._two_roads(district)
+            return self._unique([f"{a}与{b}交叉口", f"{b}与{a}交叉口"])
+        others = [r for r in PLACES[district].roads if r not in road]
+        self._rng.shuffle(others)
+        return self._unique([f"{road}与{o}交叉口" for o in others])
+
+    def location(self, district: District) -> tuple[float, float]:
+        place = PLACES[district]
+        lat = round(place.lat + self._rng.uniform(-0.015, 0.015), 6)
+        lon = round(place.lon + self._rng.uniform(-0.02, 0.02), 6)
+        return lat, lon
+
+    def official(self, family: str) -> str:
+        return self._rng.choice(OFFICIALS[family])

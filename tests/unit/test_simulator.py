@@ -1,0 +1,308 @@
+"""The simulated years, checked without Kafka: exact 2022 totals, realistic seasons and
+error rates, bytes the worker accepts or dead-letters as planned, and determinism."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+import pytest
+from click.testing import CliRunner
+
+from schemas import education, heating, housing, parking
+from schemas.catalogue import load_catalogue
+from schemas.corrections import Correction
+from schemas.districts import SUBDISTRICTS
+from schemas.envelope import CST, Envelope
+from schemas.topics import ALL, BY_EVENT_TYPE
+from schemas.validation import Rejection, decode
+from services.cli import main
+from services.simulator import (
+    DEFAULT_SEED,
+    INVALID_KINDS,
+    Plan,
+    SimulationError,
+    expected_totals,
+    plan,
+    pledge_positions,
+)
+from services.simulator_run import check_not_in_future
+
+CATALOGUE = load_catalogue()
+BY_TOPIC = {spec.name: spec for spec in ALL}
+STATUS_DAY = date(2024, 8, 31)
+
+
+@pytest.fixture(scope="module")
+def year_2022() -> Plan:
+    return plan(2022, seed=DEFAULT_SEED, catalogue=CATALOGUE)
+
+
+@pytest.fixture(scope="module")
+def year_2024() -> Plan:
+    return plan(2024, seed=DEFAULT_SEED, catalogue=CATALOGUE)
+
+
+@pytest.fixture(scope="module")
+def until_august() -> Plan:
+    return plan(2024, seed=DEFAULT_SEED, until=STATUS_DAY, catalogue=CATALOGUE)
+
+
+def _achievements_with_events() -> dict[str, Decimal]:
+    return {
+        a.metric: a.value
+        for a in CATALOGUE.achievements_for(2022)
+        if CATALOGUE.metric(a.metric).event_types
+    }
+
+
+def _decoded_totals(p: Plan) -> dict[str, Decimal]:
+    """Totals of what the worker would accept from the plan's bytes, deduplicated by id."""
+    now = datetime(p.year + 1, 6, 1, tzinfo=UTC)
+    seen: dict[object, Envelope] = {}
+    for record in p.records:
+        outcome = decode(BY_TOPIC[record.topic], record.value, now=now)
+        if isinstance(outcome, Envelope):
+            seen.setdefault(outcome.event_id, outcome)
+    totals: dict[str, Decimal] = {}
+    for event in seen.values():
+        for metric, quantity in event.measures().items():
+            totals[metric] = totals.get(metric, Decimal(0)) + quantity
+    return totals
+
+
+def _share(p: Plan, metric: str, months: range) -> Decimal:
+    amounts = [(e.occurred_at.month, e.measures().get(metric, Decimal(0))) for e in p.events]
+    total = sum((q for _, q in amounts), Decimal(0))
+    return sum((q for m, q in amounts if m in months), Decimal(0)) / total
+
+
+# --- 2022: the reported figures, exactly ------------------------------------------------------
+
+
+def test_2022_valid_totals_equal_every_achievement_with_an_event_family(year_2022: Plan) -> None:
+    wanted = _achievements_with_events()
+    # housing (started, delivered, persons), education (schools, places), heating (area, km),
+    # parking (temporary spaces, car parks)
+    assert len(wanted) == 9
+    totals = expected_totals(year_2022)
+    assert {m: totals.get(m) for m in wanted} == wanted
+    # The same figures from the bytes the worker receives, after dedupe and corrections.
+    decoded = _decoded_totals(year_2022)
+    assert {m: decoded.get(m) for m in wanted} == wanted
+    assert decoded == totals
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 2022, 99991])
+def test_2022_totals_are_exact_whatever_the_seed(seed: int) -> None:
+    p = plan(2022, seed=seed, catalogue=CATALOGUE)
+    totals = expected_totals(p)
+    assert {m: totals.get(m) for m in _achievements_with_events()} == _achievements_with_events()
+    _check_sizes(p)
+
+
+def test_lot_spaces_count_toward_the_temporary_spaces(year_2022: Plan) -> None:
+    lots = [e for e in year_2022.events if isinstance(e, parking.ParkingLotOpened)]
+    plots = [e for e in year_2022.events if isinstance(e, parking.ParkingSpacesOpened)]
+    corrections = [e for e in year_2022.corrections if e.metric == parking.TEMPORARY_SPACES]
+    in_lots = sum(e.spaces for e in lots if e.kind == "temporary")
+    on_plots = sum(e.spaces for e in plots if e.kind == "temporary")
+    assert in_lots > 0 and on_plots > 0
+    assert in_lots + on_plots + sum(c.delta for c in corrections) == 12620
+    assert len(lots) == 14
+
+
+def _check_sizes(p: Plan) -> None:
+    """Project-sized events, within the typical project sizes and the models' bounds."""
+    for e in p.originals:
+        if isinstance(e, housing.HousingUnitsCompleted | heating.HeatingAreaConnected):
+            # An estate; a corrected over-report may exceed the range by what it corrects.
+            assert Decimal(15_000) <= e.area_m2 <= Decimal(170_000), e
+        elif isinstance(e, education.EducationPlacesAdded):
+            assert 500 <= e.places <= 2_790, e
+        elif isinstance(e, parking.ParkingLotOpened):
+            assert 50 <= e.spaces <= 640, e
+        elif isinstance(e, parking.ParkingSpacesOpened):
+            assert 20 <= e.spaces <= 240, e
+        elif isinstance(e, heating.HeatingPipeLaid):
+            assert Decimal("0.4") <= e.length_km <= Decimal("2.2"), e
+        elif isinstance(e, housing.HousingHouseholdsReturned):
+            assert e.persons is not None and 1500 <= e.persons <= 6000, e
+        assert e.project, e
+
+
+def test_events_are_project_sized_named_and_spread_over_the_subdistricts(
+    year_2022: Plan,
+) -> None:
+    _check_sizes(year_2022)
+    districts = Counter(e.district for e in year_2022.originals)
+    assert set(districts) == set(SUBDISTRICTS)
+    assert min(districts.values()) >= len(year_2022.originals) // 10
+    projects = [
+        e.project for e in year_2022.originals if e.event_type_name != "education.places_added"
+    ]
+    assert len(set(projects)) == len(projects), "every project is reported once per event type"
+    assert all(e.source_ref and e.source_ref.startswith("sim-") for e in year_2022.events)
+
+
+# --- realism: seasons, late reports, duplicates, invalid records, corrections -----------------
+
+
+def test_seasons(year_2022: Plan) -> None:
+    # Heating connections before the season starts on 15 November.
+    assert _share(year_2022, heating.CONNECTED_AREA_M2, range(9, 12)) >= Decimal("0.6")
+    # School places with the 1 September intake.
+    assert _share(year_2022, education.SCHOOL_PLACES, range(8, 10)) >= Decimal("0.8")
+    # Housing completions by milestones, most in the second half.
+    assert _share(year_2022, housing.COMPLETED_AREA_M2, range(7, 13)) >= Decimal("0.6")
+    # Waterlogging points before the flood season starts on 1 June.
+    assert _share(year_2022, "drainage.points_repaired", range(3, 6)) >= Decimal("0.6")
+    # Parking: a spring and summer peak.
+    spring_summer = _share(year_2022, parking.TEMPORARY_SPACES, range(3, 9))
+    assert spring_summer >= Decimal("0.55")
+    assert _share(year_2022, parking.TEMPORARY_SPACES, range(1, 3)) <= Decimal("0.1")
+
+
+def test_about_a_tenth_of_the_events_are_reported_late(year_2022: Plan) -> None:
+    delays = [e.reported_at - e.occurred_at for e in year_2022.originals]
+    late = [d for d in delays if d.days >= 1]
+    assert 0.07 <= len(late) / len(delays) <= 0.13
+    assert all(d.days <= 30 for d in late)
+    assert all(d.total_seconds() > 0 for d in delays)
+
+
+def test_about_one_percent_duplicates_identical_to_their_first_sending(year_2022: Plan) -> None:
+    n = len(year_2022.originals)
+    assert 0.005 <= len(year_2022.duplicates) / n <= 0.02
+    first_sent: dict[object, bytes] = {}
+    for record in year_2022.records:
+        if record.kind == "duplicate":
+            assert record.event is not None
+            assert first_sent[record.event.event_id] == record.value, "sent before, same bytes"
+        elif record.event is not None:
+            first_sent[record.event.event_id] = record.value
+    ids = [e.event_id for e in year_2022.events]
+    assert len(set(ids)) == len(ids)
+
+
+def test_about_half_a_percent_invalid_records_of_every_kind(year_2022: Plan) -> None:
+    n = len(year_2022.originals)
+    invalid = year_2022.invalid
+    # At least one of each kind; otherwise about 0.5%.
+    assert len(INVALID_KINDS) <= len(invalid) <= max(len(INVALID_KINDS), math.ceil(0.01 * n))
+    assert {r.kind for r in invalid} == set(INVALID_KINDS)
+
+
+def test_every_valid_record_decodes_and_every_invalid_one_is_rejected_as_planned(
+    year_2022: Plan, until_august: Plan
+) -> None:
+    for p in (year_2022, until_august):
+        now = datetime(p.year + 1, 6, 1, tzinfo=UTC)
+        for record in p.records:
+            outcome = decode(BY_TOPIC[record.topic], record.value, now=now)
+            if record.invalid is None:
+                assert outcome == record.event, outcome
+                assert record.topic == BY_EVENT_TYPE[outcome.event_type_name].name
+                assert record.key == outcome.partition_key()
+            else:
+                assert isinstance(outcome, Rejection), record.value
+                assert (outcome.reason, outcome.field) == (
+                    record.invalid.reason,
+                    record.invalid.field,
+                ), outcome.message
+
+
+def test_corrections_follow_their_over_reported_original(year_2022: Plan) -> None:
+    assert len(year_2022.corrections) == 3
+    position = {
+        r.event.event_id: i
+        for i, r in enumerate(year_2022.records)
+        if r.event is not None and r.kind != "duplicate"
+    }
+    by_id = {e.event_id: e for e in year_2022.events}
+    for correction in year_2022.corrections:
+        original = by_id[correction.corrects]
+        assert not isinstance(original, Correction)
+        assert correction.delta < 0
+        assert original.measures()[correction.metric] + correction.delta > 0
+        assert correction.reason and correction.approved_by
+        # Same subdistrict, project and day: same partition, restated where it landed.
+        assert (correction.district, correction.project, correction.occurred_at) == (
+            original.district,
+            original.project,
+            original.occurred_at,
+        )
+        assert correction.partition_key() == original.partition_key()
+        assert position[original.event_id] < position[correction.event_id]
+        assert correction.reported_at > original.reported_at
+
+
+# --- determinism -----------------------------------------------------------------------------
+
+
+def test_the_same_seed_gives_the_same_bytes(year_2022: Plan) -> None:
+    again = plan(2022, seed=DEFAULT_SEED, catalogue=CATALOGUE)
+    assert [(r.topic, r.key, r.value) for r in again.records] == [
+        (r.topic, r.key, r.value) for r in year_2022.records
+    ]
+    other = plan(2022, seed=DEFAULT_SEED + 1, catalogue=CATALOGUE)
+    assert {e.event_id for e in other.events}.isdisjoint({e.event_id for e in year_2022.events})
+
+
+def test_until_keeps_the_same_events_reported_by_then(year_2024: Plan, until_august: Plan) -> None:
+    end = datetime.combine(STATUS_DAY, time(23, 59, 59), CST)
+    assert list(until_august.events) == [e for e in year_2024.events if e.reported_at <= end]
+
+
+# --- 2024 up to 31 August ---------------------------------------------------------------------
+
+
+def test_2024_until_august_has_nothing_after_that_day(until_august: Plan) -> None:
+    end = datetime.combine(STATUS_DAY, time(23, 59, 59), CST)
+    assert until_august.records
+    assert all(r.sent_at <= end for r in until_august.records)
+    assert all(e.occurred_at <= end and e.reported_at <= end for e in until_august.events)
+    assert all(e.reported_at <= end for e in until_august.duplicates)
+    assert until_august.invalid
+
+
+def test_2024_pledges_stand_where_they_were_designed_to_on_31_august(
+    until_august: Plan, year_2024: Plan
+) -> None:
+    at = {p.pledge.id: p for p in pledge_positions(until_august, STATUS_DAY, CATALOGUE)}
+    assert at["2024-housing-completed-area"].actual >= at["2024-housing-completed-area"].expected
+    ratio = at["2024-housing-started-area"].ratio
+    assert ratio is not None and Decimal("0.7") <= ratio <= Decimal("0.8")  # behind
+    assert at["2024-education-school-places"].actual == 0  # behind until the intake
+    assert at["2024-education-foreign-language-school-opened"].actual == 0
+    ratio = at["2024-heating-integration-area"].ratio
+    assert ratio is not None and ratio < Decimal("0.6")  # at risk
+    assert at["2024-drainage-waterlogging-points"].actual == 2  # both named locations done
+    # And the whole year reaches every target.
+    for position in pledge_positions(year_2024, date(2024, 12, 31), CATALOGUE):
+        assert position.actual == position.pledge.target, position.pledge.id
+
+
+def test_a_year_reported_after_now_is_refused(year_2024: Plan) -> None:
+    with pytest.raises(SimulationError, match="--until"):
+        check_not_in_future(year_2024, now=datetime(2024, 9, 15, tzinfo=UTC))
+    check_not_in_future(year_2024, now=datetime(2025, 6, 1, tzinfo=UTC))
+
+
+def test_unknown_years_and_dates_outside_the_year_are_refused() -> None:
+    with pytest.raises(SimulationError, match="2022, 2024"):
+        plan(2023)
+    with pytest.raises(SimulationError, match="not in 2024"):
+        plan(2024, until=date(2025, 1, 31))
+
+
+def test_dry_run_prints_the_plan() -> None:
+    result = CliRunner().invoke(main, ["simulate", "--year", "2022", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "heating.area_connected" in result.output
+    assert "12,620" in result.output and "2,562,900" in result.output
+    assert "≠" not in result.output
+    result = CliRunner().invoke(main, ["simulate", "--year", "2021", "--dry-run"])
+    assert result.exit_code == 1

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from services.settings import get_settings
@@ -22,7 +23,8 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # Messages quote what the user sent and name reason codes in brackets: never markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     sys.exit(1)
 
 
@@ -134,7 +136,10 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
 
     spec = BY_EVENT_TYPE.get(event_type)
     if spec is None:
-        _fail(f"unknown event type {event_type!r}; known: {', '.join(sorted(BY_EVENT_TYPE))}")
+        _fail(
+            f"event_type: {event_type!r} 不是已知的事件类型 / is not a known event type; "
+            f"known: {', '.join(sorted(BY_EVENT_TYPE))} [unknown_event_type]"
+        )
     data: dict[str, Any] = orjson.loads(json_text) if json_text else {}
     for pair in fields:
         key, sep, value = pair.partition("=")
@@ -150,7 +155,7 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
         data.setdefault("department", next(iter(spec.departments)))
     outcome = decode(spec, orjson.dumps(data))
     if isinstance(outcome, Rejection):
-        _fail(f"{outcome.message} (rule: {outcome.rule}) [{outcome.reason}]")
+        _fail(f"{outcome.message} [{outcome.reason}]")
     producer = Producer(get_settings())
     try:
         (delivery,) = producer.send_all([outcome])

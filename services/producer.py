@@ -52,6 +52,7 @@ class Producer:
                 delivery_timeout_ms=timeout_ms,
                 request_timeout_ms=min(timeout_ms // 2, 30_000),
                 max_block_ms=timeout_ms,
+                bootstrap_timeout_ms=timeout_ms,
                 client_id="citystream-producer",
             )
         except KafkaError as exc:

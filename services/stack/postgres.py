@@ -1,17 +1,20 @@
 """A throw-away PostgreSQL cluster for the local stack.
 
-``initdb`` in ``.stack/pg/data`` as the ``postgres`` user (PostgreSQL refuses to run as
-root), listening on 127.0.0.1 and a free port, no Unix socket. The superuser and the
+``initdb`` in ``.stack/pg/data`` (see ``_cluster_home``) as the ``postgres`` user
+(PostgreSQL refuses to run as root), listening on 127.0.0.1 and a free port, no Unix socket. The superuser and the
 application role ``citystream`` get generated passwords, written to ``.stack/stack.env``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,26 @@ from psycopg import sql
 from services.settings import STACK_DIR
 from services.stack.state import Component, StackError, free_port, port_is_free
 
-HOME = STACK_DIR / "pg"
+
+def _cluster_home() -> Path:
+    """``.stack/pg``, unless the server's user could not reach it.
+
+    As root the server runs as ``postgres``, which must be able to enter every folder above
+    its data directory; a checkout inside a private folder (``mktemp -d`` makes them 0700)
+    gets its cluster under the system temp folder instead, named after the checkout.
+    """
+    preferred = STACK_DIR / "pg"
+    if os.geteuid() != 0:
+        return preferred
+    here = STACK_DIR.resolve()
+    for folder in (here, *here.parents):
+        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+            digest = hashlib.sha256(str(here).encode()).hexdigest()[:12]
+            return Path(tempfile.gettempdir()) / f"citystream-pg-{digest}"
+    return preferred
+
+
+HOME = _cluster_home()
 DATA = HOME / "data"
 CONF = HOME / "cluster.json"
 LOG = HOME / "postgres.log"

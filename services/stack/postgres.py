@@ -1,8 +1,9 @@
 """A throw-away PostgreSQL cluster for the local stack.
 
 ``initdb`` in ``.stack/pg/data`` (see ``_cluster_home``) as the ``postgres`` user
-(PostgreSQL refuses to run as root), listening on 127.0.0.1 and a free port, no Unix socket. The superuser and the
-application role ``citystream`` get generated passwords, written to ``.stack/stack.env``.
+(PostgreSQL refuses to run as root), listening on 127.0.0.1 and a free port, no Unix
+socket. The superuser and the application role ``citystream`` get generated passwords,
+written to ``.stack/stack.env``.
 """
 
 from __future__ import annotations

@@ -616,17 +616,36 @@ def _open_xlsx(path: Path, sheet: str | None) -> Iterator[Ledger]:
 
 @contextmanager
 def _open_jsonl(path: Path) -> Iterator[Ledger]:
-    encoding = detect_encoding(path)
-    with path.open(encoding=encoding, newline="") as fh:
-        rows = ((n, [line]) for n, line in enumerate(fh, start=1) if line.strip())
+    try:
+        encoding: str | None = detect_encoding(path)
+    except LedgerError:
+        # JSON Lines are UTF-8 by definition: a line that is not is that line's problem
+        # (reported as invalid_utf8), not a reason to refuse the lines beside it.
+        encoding = None
+    with path.open("rb") as fh:
+        rows = (
+            (n, [_jsonl_text(raw, encoding, first=n == 1)])
+            for n, raw in enumerate(fh, start=1)
+            if raw.strip()
+        )
         yield Ledger(
             path=path,
             format="jsonl",
             headers=[],
             rows=rows,
-            encoding=encoding,
+            encoding=encoding or "utf-8",
             total_hint=_count_lines(path),
         )
+
+
+def _jsonl_text(raw: bytes, encoding: str | None, *, first: bool) -> str | bytes:
+    """The line as text, or its bytes when they are not UTF-8 (rejected per line)."""
+    if first and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        return raw.decode(encoding or "utf-8")
+    except UnicodeDecodeError:
+        return raw
 
 
 # --- cells → field values --------------------------------------------------------------------
@@ -1141,11 +1160,23 @@ def _reject_unnamed(
 def _plan_json_row(
     plan: Plan,
     number: int,
-    line: str,
+    line: str | bytes,
     options: Options,
     stem: str,
     key_cache: dict[str, Match | None],
 ) -> None:
+    if isinstance(line, bytes):
+        printable = line.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+        why = Rejection.build(
+            "invalid_utf8",
+            None,
+            _shown(printable),
+            rule="UTF-8 (JSON Lines are UTF-8)",
+            zh="这一行不是 UTF-8 编码",
+            en="this line is not UTF-8",
+        )
+        _reject_row(plan, number, why, column="", value="", cells=(printable,))
+        return
     cells = (line.rstrip("\r\n"),)
     try:
         data = orjson.loads(line)

@@ -24,7 +24,8 @@ from rich.table import Table
 from schemas.districts import LABELS, SUBDISTRICTS, District
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected
 from schemas.topics import HEATING
-from services.producer import Producer, end_offsets, ensure_topics
+from services.producer import Producer, ensure_topics
+from services.progress import caught_up
 from services.settings import Settings
 from streams.db import connect
 from streams.db.migrate import migrate
@@ -53,19 +54,6 @@ def demo_events(count: int, *, seed: int = 2024) -> list[HeatingAreaConnected]:
             )
         )
     return events
-
-
-def caught_up(settings: Settings) -> bool:
-    """True once the offsets PostgreSQL stored reach the end of the heating topic."""
-    ends = end_offsets(settings, HEATING.name)
-    with connect(settings) as conn:
-        stored: dict[int, int] = dict(
-            conn.execute(
-                "SELECT partition, next_offset FROM consumer_offsets WHERE topic = %s",
-                (settings.topic_name(HEATING.name),),
-            ).fetchall()
-        )
-    return all(stored.get(p, 0) >= end for p, end in ends.items())
 
 
 def totals_by_district(settings: Settings) -> dict[str, Decimal]:
@@ -104,7 +92,7 @@ def run_demo(settings: Settings, *, events: int, timeout_s: float, console: Cons
         )
 
         with console.status("waiting for the worker to write them to PostgreSQL…"):
-            while not caught_up(settings):
+            while not caught_up(settings, [HEATING.name]):
                 if worker.poll() is not None:
                     raise SystemExit(f"the worker exited with code {worker.returncode}")
                 if time.monotonic() - started > timeout_s:

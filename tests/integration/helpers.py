@@ -8,12 +8,10 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import psycopg
-
 from schemas.districts import SUBDISTRICTS
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected
 from schemas.topics import HEATING
-from services.producer import end_offsets
+from services.progress import caught_up
 from services.settings import Settings
 from streams.db import connect
 from streams.rollup import RollupKey, local_day
@@ -62,17 +60,7 @@ def scalar(settings: Settings, query: str) -> int:
 
 def consumed_everything(settings: Settings) -> bool:
     """True once the offsets stored in PostgreSQL reach the end of the heating topic."""
-    ends = end_offsets(settings, HEATING.name)
-    try:
-        with connect(settings) as conn:
-            rows = conn.execute(
-                "SELECT partition, next_offset FROM consumer_offsets WHERE topic = %s",
-                (settings.topic_name(HEATING.name),),
-            ).fetchall()
-    except psycopg.OperationalError:
-        return False
-    stored = dict(rows)
-    return all(stored.get(p, 0) >= end for p, end in ends.items() if end > 0)
+    return caught_up(settings, [HEATING.name])
 
 
 def chain_breaks(settings: Settings) -> list[str]:

@@ -13,8 +13,7 @@ import pytest
 from rich.console import Console
 
 from schemas.catalogue import load_catalogue
-from schemas.topics import ALL
-from services.producer import end_offsets
+from services.progress import caught_up
 from services.settings import Settings
 from services.simulator import expected_totals, plan
 from services.simulator_run import send
@@ -33,19 +32,7 @@ def _caught_up(settings: Settings, rows: int) -> bool:
     )
     if written < rows:
         return False
-    with connect(settings) as conn:
-        stored = {
-            (t, p): n
-            for t, p, n in conn.execute(
-                "SELECT topic, partition, next_offset FROM consumer_offsets"
-            ).fetchall()
-        }
-    for spec in ALL:
-        topic = settings.topic_name(spec.name)
-        for partition, end in end_offsets(settings, spec.name).items():
-            if end > 0 and stored.get((topic, partition), 0) < end:
-                return False
-    return True
+    return caught_up(settings)
 
 
 def _progress(settings: Settings, worker: WorkerProcess) -> str:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.audit.commands import audit
 from services.settings import get_settings
 
 console = Console()
@@ -65,11 +66,16 @@ def stack_up() -> None:
 
 
 @stack.command("down")
-def stack_down() -> None:
+@click.option(
+    "--only",
+    type=click.Choice(["kafka", "postgres"]),
+    help="Stop just this component; `stack up` restarts it with the same port and data.",
+)
+def stack_down(only: str | None) -> None:
     """Stop exactly the processes `stack up` started, by PID."""
     from services.stack.lifecycle import down
 
-    stopped = down()
+    stopped = down(only)
     console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
@@ -240,18 +246,89 @@ def worker() -> None:
     from streams.worker import run
 
     settings = get_settings()
-    ensure_topics(settings)
+    # Started during a Kafka outage (or before the broker, in compose): wait, don't exit.
+    ensure_topics(settings, wait_s=float("inf"))
     run(settings)
 
 
 @main.command()
-@click.option("--events", default=300, show_default=True, help="How many heating events to send.")
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the worker.")
-def demo(events: int, timeout: float) -> None:
-    """The main job on the local stack: migrate, run a worker, send events, read totals back."""
+@click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for the worker.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("out/report.html"),
+    show_default=True,
+    help="Where to write the pledge report.",
+)
+@click.option(
+    "--screenshots",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also save the terminal tables (pledge-table.svg) and the report (report.png) "
+    "here, e.g. deploy/screenshots for the README.",
+)
+def demo(timeout: float, out: Path, screenshots: Path | None) -> None:
+    """The main job: migrate, load the pledges, simulate 2022 and 2024 (to 31 August) through
+    Kafka, let a worker write them to PostgreSQL, print the pledge table and the 2022 check,
+    write the report. Running it again counts nothing twice."""
+    from schemas.catalogue import CatalogueError
     from services.demo import run_demo
+    from services.report import ReportError
+    from services.simulator import SimulationError
+    from streams.db import DatabaseError
 
-    run_demo(get_settings(), events=events, timeout_s=timeout, console=console)
+    try:
+        run_demo(
+            get_settings(), timeout_s=timeout, console=console, out=out, screenshots=screenshots
+        )
+    except CatalogueError as exc:
+        _fail(f"the catalogue is invalid: {exc} (fix seeds/, see seeds/README.md)")
+    except (SimulationError, ReportError) as exc:
+        _fail(str(exc))
+    except DatabaseError as exc:
+        _fail(f"{exc} (is the stack up? `citystream stack status`)")
+
+
+@main.command()
+@click.option("--year", type=int, help="Only this year's pledges (default: every year).")
+@click.option(
+    "--on",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Local date, YYYY-MM-DD (default: today in Asia/Shanghai).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("out/report.html"),
+    show_default=True,
+    help="Where to write the page.",
+)
+@click.option(
+    "--screenshot",
+    "screenshot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save a PNG of the page's top (1280 px wide) as headless chromium draws it.",
+)
+def report(year: int | None, on: datetime | None, out: Path, screenshot_path: Path | None) -> None:
+    """Write the pledge report: one self-contained HTML page (no network needed) with each
+    pledge's actual against its schedule, status, projection and source quote."""
+    from schemas.catalogue import load_catalogue
+    from services.pledges import local_today, selected
+    from services.report import ReportError, screenshot, write_report
+    from streams.db import DatabaseError, connect
+
+    day = on.date() if on is not None else local_today()
+    catalogue = load_catalogue()
+    if not selected(catalogue, year):
+        _fail(f"no pledges for {year} in seeds/pledges/")
+    try:
+        with connect(get_settings()) as conn:
+            path = write_report(conn, on=day, year=year, out=out, catalogue=catalogue)
+        console.print(f"report: {path}")
+        if screenshot_path is not None:
+            console.print(f"screenshot: {screenshot(path, screenshot_path).resolve()}")
+    except (DatabaseError, ReportError) as exc:
+        _fail(str(exc))
 
 
 # --- pledges ----------------------------------------------------------------------------------
@@ -358,6 +435,67 @@ def simulate(year: int, until: datetime | None, seed: int | None, dry_run: bool)
         )
     except SimulationError as exc:
         _fail(str(exc))
+
+
+# --- dashboards -------------------------------------------------------------------------------
+
+
+@main.group()
+def dashboards() -> None:
+    """Grafana dashboards and alert rules, built as code (dashboards/)."""
+
+
+@dashboards.command("build")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a committed file is stale.")
+def dashboards_build(check: bool) -> None:
+    """Write deploy/grafana/dashboards/*.json, the alert rules and the layout mock."""
+    from dashboards.build import differing, write
+
+    if check:
+        stale = differing()
+        if stale:
+            _fail(f"stale: {', '.join(map(str, stale))}; run `citystream dashboards build`")
+        console.print("every generated file is up to date")
+        return
+    changed = write()
+    console.print("written: " + (", ".join(map(str, changed)) if changed else "none, all current"))
+
+
+@dashboards.command("push")
+@click.option("--url", required=True, help="Grafana's address, e.g. http://grafana:3000")
+@click.option("--token", envvar="GRAFANA_TOKEN", help="Service account token [env GRAFANA_TOKEN].")
+@click.option("--db-host", help="host:port of PostgreSQL as Grafana sees it (default: provisioned)")
+@click.option(
+    "--dry-run", is_flag=True, help="Print every API call it would make; connect to none."
+)
+def dashboards_push(url: str, token: str | None, db_host: str | None, dry_run: bool) -> None:
+    """Create or update the folder, data source, dashboards and alert rules (idempotent).
+
+    The data source logs in as grafana_reader with CITYSTREAM_GRAFANA_DB_PASSWORD.
+    """
+    from dashboards.push import GrafanaClientTransport, PushError, describe, push, resources
+
+    secret = get_settings().grafana_db_password
+    found = resources(db_host=db_host, db_password=secret.get_secret_value() if secret else None)
+    if dry_run:
+        console.print(f"dry run, nothing sent; against {url} a push makes these calls:")
+        for line in describe(found):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    if not token:
+        _fail("--token (or GRAFANA_TOKEN) is required: a token of a Grafana service account")
+    if secret is None:
+        _fail("set CITYSTREAM_GRAFANA_DB_PASSWORD: the data source logs in as grafana_reader")
+    try:
+        for line in push(GrafanaClientTransport(url, token), found):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    except PushError as exc:
+        _fail(str(exc))
+
+
+# --- audit (services/audit/commands.py) ------------------------------------------------------
+
+main.add_command(audit)
 
 
 if __name__ == "__main__":

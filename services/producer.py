@@ -8,6 +8,8 @@ Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_PRODUCER_TIMEOUT_S``.
 from __future__ import annotations
 
 import atexit
+import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,8 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from schemas.envelope import Envelope
 from schemas.topics import ALL, BY_EVENT_TYPE, DEADLETTER_TOPIC
 from services.settings import Settings
+
+log = logging.getLogger("citystream.producer")
 
 
 class DeliveryError(RuntimeError):
@@ -134,11 +138,27 @@ def wait_for_broker(bootstrap: str, *, timeout_s: float) -> str:
         admin.close()
 
 
-def ensure_topics(settings: Settings) -> list[str]:
+def ensure_topics(settings: Settings, *, wait_s: float = 0.0) -> list[str]:
     """Create the city.* topics that are missing; return the names created.
 
     Retention is unlimited: the topics are the audit record that replay re-reads.
+    ``wait_s``: how long to keep retrying while the broker is unreachable (a worker started
+    during a Kafka outage waits for it instead of exiting).
     """
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            return _ensure_topics(settings)
+        except KafkaError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Kafka unreachable (%s); retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _ensure_topics(settings: Settings) -> list[str]:
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="citystream-admin"
     )

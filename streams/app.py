@@ -106,6 +106,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 4,
         broker_commit_every=settings.batch_size,
+        # A broker that restarts can answer its first metadata requests before it has loaded
+        # its topics; the group is then assigned nothing until the metadata is refreshed
+        # (every 5 minutes by default). 10 s bounds that stall (chaos suite, broker restart).
+        consumer_metadata_max_age_ms=10_000,
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
     )
     deadletters = app.topic(settings.topic_name(DEADLETTER_TOPIC), value_serializer="raw")

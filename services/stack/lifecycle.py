@@ -37,11 +37,18 @@ def up() -> dict[str, Component | str]:
     return result
 
 
-def down() -> list[str]:
-    """Stop exactly the processes ``up`` started, by their PIDs."""
+def down(only: str | None = None) -> list[str]:
+    """Stop exactly the processes ``up`` started, by their PIDs (only one, if named).
+
+    Stopping one component keeps the other's record, so ``up`` restarts just the stopped
+    one, on the same port and with the same data (the chaos suite relies on this).
+    """
     components = state.load()
     stopped = []
-    for name, component in components.items():
+    for name, component in list(components.items()):
+        if only is not None and name != only:
+            continue
+        del components[name]
         if not component.running():
             continue
         if name == "postgres":
@@ -49,7 +56,7 @@ def down() -> list[str]:
         # pg_ctl normally finishes the job; the PID fallback covers a hung shutdown.
         state.stop_pid(component.pid, component.cmdline_marker)
         stopped.append(f"{name} (pid {component.pid})")
-    state.save({})
+    state.save(components)
     return stopped
 
 

@@ -78,7 +78,11 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens on ``port``. Connections of a just-stopped server linger in TIME_WAIT;
+    Kafka and PostgreSQL bind with SO_REUSEADDR, which ignores them, so the probe does too
+    (without it a restart would think its port taken and move)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -1,0 +1,183 @@
+"""``make bench`` → ``python -m tests.bench``: run every benchmark on the local stack.
+
+1. throughput: ``--events`` records sent as fast as the producer can while the worker
+   runs; from the first send until the last record's rollup is visible in PostgreSQL;
+2. the naive baseline (tests/bench/naive.py) measured the same way in the same command,
+   on ``--naive-events`` records (it is too slow for a million) → the ratio of the rates;
+3. latency: ``--rate`` records/s for ``--latency-seconds``; per record, from its send to
+   the commit that makes it visible (sampled every 20 ms) → p50 / p99;
+4. queries: a ledger of ``--ledger-rows`` rows, a 30-day daily series per pledge from the
+   rollup and from the raw ledger → p50 / p95.
+Each part runs in its own schema and topic namespace, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from services.settings import Settings
+from tests.bench import pipeline, queries
+from tests.bench.workload import heating_records
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "out"
+console = Console()
+
+
+def _warm_up(settings: Settings, naive: bool) -> None:
+    """One record through, so the timed run does not include joining the group."""
+    sent = pipeline.produce(settings, heating_records(1, seed=0))
+    if naive:
+        pipeline.wait_rows(settings, "events", 1, timeout_s=120)
+    else:
+        pipeline.wait_visible(settings, sent.ends, timeout_s=120)
+
+
+def _run(
+    base: Settings, label: str, records: list[tuple[bytes, bytes]], *, naive: bool = False
+) -> dict[str, Any]:
+    settings = pipeline.isolated(base, label)
+    module = "tests.bench.naive" if naive else "services.cli"
+    worker = pipeline.Process(settings, module, OUT / f"bench-{label}.log")
+    try:
+        _warm_up(settings, naive)
+        sent = pipeline.produce(settings, records)
+        if naive:
+            visible = pipeline.wait_rows(settings, "events", len(records) + 1, timeout_s=3600)
+        else:
+            visible = pipeline.wait_visible(settings, sent.ends, timeout_s=3600)
+    finally:
+        worker.stop()
+        pipeline.drop(settings)
+    seconds = visible - sent.started
+    return {
+        "events": len(records),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(records) / seconds),
+        "producer_events_per_s": round(len(records) / (sent.finished - sent.started)),
+    }
+
+
+def _latency(base: Settings, rate: float, seconds: float) -> dict[str, Any]:
+    settings = pipeline.isolated(base, "latency")
+    worker = pipeline.Process(settings, "services.cli", OUT / "bench-latency.log")
+    records = heating_records(int(rate * seconds), seed=5)
+    try:
+        _warm_up(settings, naive=False)
+        poller = pipeline.OffsetPoller(settings)
+        poller.start()
+        sent = pipeline.produce(settings, records, rate=rate, stamps=True)
+        pipeline.wait_visible(settings, sent.ends, timeout_s=600)
+        time.sleep(0.1)
+        poller.stopping.set()
+        poller.join()
+    finally:
+        worker.stop()
+        pipeline.drop(settings)
+    lat = sorted(poller.latencies(sent.stamps))
+    cuts = statistics.quantiles(lat, n=100)
+    return {
+        "offered_events_per_s": rate,
+        "achieved_send_rate": round(len(records) / (sent.finished - sent.started)),
+        "events": len(records),
+        "p50_s": round(cuts[49], 3),
+        "p99_s": round(cuts[98], 3),
+        "max_s": round(lat[-1], 3),
+    }
+
+
+def _queries(base: Settings, rows: int) -> dict[str, Any]:
+    settings = pipeline.isolated(base, "queries")
+    try:
+        fill_s = queries.fill(settings, rows)
+        per_pledge = queries.measure(settings)
+        sizes = {t: queries.table_size(settings, t) for t in ("events", "metric_daily")}
+    finally:
+        pipeline.drop(settings)
+    return {
+        "ledger_rows": rows,
+        "fill_seconds": round(fill_s, 1),
+        "sizes": sizes,
+        "rollup_p95_ms_max": max(v["rollup"]["p95_ms"] for v in per_pledge.values()),
+        "raw_p95_ms_max": max(v["raw"]["p95_ms"] for v in per_pledge.values()),
+        "per_pledge": per_pledge,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--naive-events", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=5_000)
+    parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--ledger-rows", type=int, default=10_000_000)
+    parser.add_argument("--skip", action="append", default=[], help="throughput|latency|queries")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    base = Settings()
+    result: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "worker": {"batch_size": base.batch_size, "batch_wait_s": base.batch_wait_s},
+    }
+    if "throughput" not in args.skip:
+        console.print(f"throughput: {args.events:,} events through the worker…")
+        result["throughput"] = _run(base, "ours", heating_records(args.events, seed=1))
+        console.print(f"naive baseline: {args.naive_events:,} events…")
+        result["naive"] = _run(
+            base, "naive", heating_records(args.naive_events, seed=2), naive=True
+        )
+        result["ratio_vs_naive"] = round(
+            result["throughput"]["events_per_s"] / result["naive"]["events_per_s"], 1
+        )
+    if "latency" not in args.skip:
+        console.print(f"latency at {args.rate:,.0f} events/s for {args.latency_seconds:.0f} s…")
+        result["latency"] = _latency(base, args.rate, args.latency_seconds)
+    if "queries" not in args.skip:
+        console.print(f"queries over {args.ledger_rows:,} ledger rows…")
+        result["queries"] = _queries(base, args.ledger_rows)
+    (OUT / "bench.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    _print(result)
+
+
+def _print(result: dict[str, Any]) -> None:
+    table = Table("benchmark", "figure", "target", title="make bench (out/bench.json)")
+    if "throughput" in result:
+        t, n = result["throughput"], result["naive"]
+        table.add_row(
+            f"end to end, {t['events']:,} events", f"{t['events_per_s']:,} events/s", "≥ 20,000"
+        )
+        table.add_row(
+            f"naive baseline, {n['events']:,} events", f"{n['events_per_s']:,} events/s", ""
+        )
+        table.add_row("ratio to the naive baseline", f"{result['ratio_vs_naive']}×", "≥ 10×")
+    if "latency" in result:
+        lat = result["latency"]
+        table.add_row(
+            f"event → visible at {lat['offered_events_per_s']:,.0f}/s",
+            f"p50 {lat['p50_s']} s, p99 {lat['p99_s']} s",
+            "p99 < 2 s",
+        )
+    if "queries" in result:
+        q = result["queries"]
+        table.add_row(
+            f"30-day daily series per pledge, {q['ledger_rows']:,} rows",
+            f"rollup p95 ≤ {q['rollup_p95_ms_max']} ms, raw p95 ≤ {q['raw_p95_ms_max']} ms",
+            "p95 < 50 ms",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ Tables: ``events``, ``metric_daily``, ``deadletters``, ``consumer_offsets``.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,10 +15,12 @@ from uuid import UUID
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.validation import Rejection
+from streams.acceptance import Original, judge_corrections, split_known
 from streams.chain import GENESIS, canonical, link
 from streams.db import DatabaseError, DatabaseUnavailable
 from streams.rollup import rollup
@@ -26,8 +29,6 @@ from streams.sink import (
     Record,
     SinkResult,
     TopicPartition,
-    reused_event_id,
-    sink_rejection,
 )
 
 
@@ -57,7 +58,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
     fresh, refused = await _check_corrections(conn, fresh)
     rejected.extend(refused)
 
-    columns: dict[str, list[Any]] = {name: [] for name in _EVENT_COLUMNS}
+    rows: list[tuple[Any, ...]] = []
     for record, event in fresh:
         tp = (record.topic, record.partition)
         payload = event.model_dump(mode="json")
@@ -73,30 +74,31 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         )
         prev = heads[tp]
         heads[tp] = link(prev, content)
-        for name, value in (
-            ("event_id", event.event_id),
-            ("event_type", event.event_type_name),
-            ("schema_version", event.schema_version),
-            ("department", event.department),
-            ("district", str(event.district)),
-            ("occurred_at", event.occurred_at),
-            ("reported_at", event.reported_at),
-            ("ingested_at", ingested_at),
-            ("project", event.project),
-            ("source_ref", event.source_ref),
-            ("corrects", event.corrects if isinstance(event, Correction) else None),
-            ("measures", orjson.dumps(measures).decode()),
-            ("payload", orjson.dumps(payload).decode()),
-            ("topic", record.topic),
-            ("partition", record.partition),
-            ("kafka_offset", record.offset),
-            ("prev_hash", prev),
-            ("hash", heads[tp]),
-        ):
-            columns[name].append(value)
+        rows.append(
+            (
+                event.event_id,
+                event.event_type_name,
+                event.schema_version,
+                event.department,
+                str(event.district),
+                event.occurred_at,
+                event.reported_at,
+                ingested_at,
+                event.project,
+                event.source_ref,
+                event.corrects if isinstance(event, Correction) else None,
+                orjson.dumps(measures).decode(),
+                orjson.dumps(payload).decode(),
+                record.topic,
+                record.partition,
+                record.offset,
+                prev,
+                heads[tp],
+            )
+        )
 
     if fresh:
-        cur = await conn.execute(_INSERT_EVENTS, [columns[name] for name in _EVENT_COLUMNS])
+        cur = await _insert_events(conn, rows)
         if len(await cur.fetchall()) != len(fresh):
             # The chain was computed for rows that are no longer all new: roll back, retry.
             raise ConcurrentInsert("an event id of this batch was inserted concurrently")
@@ -166,14 +168,7 @@ async def _split_known(
         "SELECT event_id, payload FROM events WHERE event_id = ANY(%s)", (ids,)
     )
     stored = {row[0]: row[1] for row in await cur.fetchall()}
-    fresh: Accepted = []
-    conflicts: Refused = []
-    for record, event in accepted:
-        if event.event_id not in stored:
-            fresh.append((record, event))
-        elif stored[event.event_id] != event.model_dump(mode="json"):
-            conflicts.append((record, reused_event_id(event)))
-    return fresh, conflicts
+    return split_known(accepted, stored, lambda event: event.model_dump(mode="json"))
 
 
 async def _check_corrections(
@@ -189,16 +184,10 @@ async def _check_corrections(
         "SELECT event_id, event_type, district, measures FROM events WHERE event_id = ANY(%s)",
         (targets,),
     )
-    originals: dict[UUID, tuple[str, str, dict[str, Decimal]]] = {
+    originals: dict[UUID, Original] = {
         row[0]: (row[1], row[2], {k: Decimal(v) for k, v in row[3].items()})
         for row in await cur.fetchall()
     }
-    # Originals arriving in this very batch, ahead of their correction.
-    for _, event in fresh:
-        if not isinstance(event, Correction):
-            originals.setdefault(
-                event.event_id, (event.event_type_name, str(event.district), event.measures())
-            )
     cur = await conn.execute(
         "SELECT corrects, measures FROM events WHERE corrects = ANY(%s)", (targets,)
     )
@@ -206,79 +195,7 @@ async def _check_corrections(
     for corrects, measures in await cur.fetchall():
         for metric, delta in measures.items():
             net[(corrects, metric)] = net.get((corrects, metric), Decimal(0)) + Decimal(delta)
-
-    kept: Accepted = []
-    refused: Refused = []
-    for record, event in fresh:
-        if not isinstance(event, Correction):
-            kept.append((record, event))
-            continue
-        why = _judge_correction(event, originals.get(event.corrects), net)
-        if why is None:
-            key = (event.corrects, event.metric)
-            net[key] = net.get(key, Decimal(0)) + event.delta
-            kept.append((record, event))
-        else:
-            refused.append((record, why))
-    return kept, refused
-
-
-def _judge_correction(
-    event: Correction,
-    original: tuple[str, str, dict[str, Decimal]] | None,
-    net: dict[tuple[UUID, str], Decimal],
-) -> Rejection | None:
-    target = str(event.corrects)
-    if original is None:
-        return sink_rejection(
-            "unknown_corrected_event",
-            "corrects",
-            target,
-            "corrects names an event in the ledger",
-            zh="被更正的事件不在台账中（请核对 event_id，或先报送原事件）",
-            en="the corrected event is not in the ledger (check the event_id, or send it first)",
-        )
-    event_type, district, measures = original
-    if event_type.partition(".")[0] != event.family or event_type.endswith(".correction"):
-        return sink_rejection(
-            "correction_family_mismatch",
-            "corrects",
-            target,
-            f"an event of the {event.family} family",
-            zh=f"被更正的事件是 {event_type}，不是本部门的原始事件",
-            en=f"the corrected event is a {event_type}, not an original {event.family} event",
-        )
-    if event.metric not in measures:
-        return sink_rejection(
-            "correction_metric_mismatch",
-            "metric",
-            event.metric,
-            f"one of {', '.join(sorted(measures))}",
-            zh=f"被更正的事件没有指标 {event.metric}",
-            en=f"the corrected event has no metric {event.metric}",
-        )
-    if str(event.district) != district:
-        return sink_rejection(
-            "correction_district_mismatch",
-            "district",
-            str(event.district),
-            f"district = {district}",
-            zh=f"更正必须记在原事件的街道（{district}）",
-            en=f"a correction must be booked on the original event's district ({district})",
-        )
-    after = (
-        measures[event.metric] + net.get((event.corrects, event.metric), Decimal(0)) + event.delta
-    )
-    if after < 0:
-        return sink_rejection(
-            "correction_exceeds_original",
-            "delta",
-            str(event.delta),
-            "original + corrections >= 0",
-            zh=f"更正后该事件的 {event.metric} 将为负数（{after}）",
-            en=f"after this correction the event's {event.metric} would be negative ({after})",
-        )
-    return None
+    return judge_corrections(fresh, originals, net)
 
 
 async def _lock_offsets(
@@ -304,39 +221,73 @@ async def _lock_offsets(
     return {(row[0], row[1]): bytes(row[2]) for row in await cur.fetchall()}
 
 
-_EVENT_COLUMNS = (
-    "event_id",
-    "event_type",
-    "schema_version",
-    "department",
-    "district",
-    "occurred_at",
-    "reported_at",
-    "ingested_at",
-    "project",
-    "source_ref",
-    "corrects",
-    "measures",
-    "payload",
-    "topic",
-    "partition",
-    "kafka_offset",
-    "prev_hash",
-    "hash",
+# The ledger rows of a batch travel by binary COPY into a per-session staging table, then
+# one INSERT ... SELECT ... ON CONFLICT DO NOTHING moves them: a parameterised INSERT of 18
+# arrays spent ~150 µs per event adapting the arrays on the client, COPY a few µs.
+_STAGE_COLUMNS = (
+    ("event_id", "uuid"),
+    ("event_type", "text"),
+    ("schema_version", "int4"),
+    ("department", "text"),
+    ("district", "text"),
+    ("occurred_at", "timestamptz"),
+    ("reported_at", "timestamptz"),
+    ("ingested_at", "timestamptz"),
+    ("project", "text"),
+    ("source_ref", "text"),
+    ("corrects", "uuid"),
+    ("measures", "text"),
+    ("payload", "text"),
+    ("topic", "text"),
+    ("partition", "int4"),
+    ("kafka_offset", "int8"),
+    ("prev_hash", "bytea"),
+    ("hash", "bytea"),
 )
-_INSERT_EVENTS = """
-INSERT INTO events (event_id, event_type, schema_version, department, district, occurred_at,
-                    reported_at, ingested_at, project, source_ref, corrects, measures, payload,
-                    topic, partition, kafka_offset, prev_hash, hash)
-SELECT e, t, v, d, di, o, r, i, p, s, c, m::jsonb, pl::jsonb, tp, pa, k, ph, h
-FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::uuid[],
-            %s::text[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::bytea[],
-            %s::bytea[])
-     AS x(e, t, v, d, di, o, r, i, p, s, c, m, pl, tp, pa, k, ph, h)
+_STAGE_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name, _ in _STAGE_COLUMNS)
+# ON COMMIT DELETE ROWS: the staging table is empty at the start of every transaction.
+_CREATE_STAGE = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS events_stage ({}) ON COMMIT DELETE ROWS"
+).format(
+    sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+        for name, kind in _STAGE_COLUMNS
+    )
+)
+_COPY_STAGE = sql.SQL("COPY pg_temp.events_stage ({}) FROM STDIN (FORMAT BINARY)").format(
+    _STAGE_NAMES
+)
+_INSERT_EVENTS = sql.SQL(
+    """INSERT INTO events ({names})
+SELECT {selected} FROM pg_temp.events_stage
+ORDER BY topic, partition, kafka_offset
 ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
-"""
+RETURNING event_id"""
+).format(
+    names=_STAGE_NAMES,
+    selected=sql.SQL(", ").join(
+        sql.SQL("{}::jsonb").format(sql.Identifier(name))
+        if name in ("measures", "payload")
+        else sql.Identifier(name)
+        for name, _ in _STAGE_COLUMNS
+    ),
+)
+_STAGED: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
+
+
+async def _insert_events(
+    conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]
+) -> psycopg.AsyncCursor[Any]:
+    if conn not in _STAGED:
+        await conn.execute(_CREATE_STAGE)
+        _STAGED.add(conn)
+    async with conn.cursor().copy(_COPY_STAGE) as copy:
+        copy.set_types([kind for _, kind in _STAGE_COLUMNS])
+        for row in rows:
+            await copy.write_row(row)
+    return await conn.execute(_INSERT_EVENTS)
+
+
 _UPSERT_ROLLUP = """
 INSERT INTO metric_daily (day, district, metric, total, events)
 SELECT * FROM unnest(%s::date[], %s::text[], %s::text[], %s::numeric[], %s::bigint[])

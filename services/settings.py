@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # A superuser connection, used only by `citystream migrate` for what the application role
     # may not do (CREATE EXTENSION, the read-only role). Unset: migrate as the application role.
     admin_database_url: SecretStr | None = None
+    # Password of the read-only role grafana_reader (Grafana's data source); `migrate` sets
+    # it. Unset: the role exists but cannot log in.
+    grafana_db_password: SecretStr | None = None
     # Schema the tables live in; tests give each test its own.
     db_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # Prepended to every topic name; tests give each test its own namespace.

@@ -340,3 +340,47 @@ def test_dashboard_provider_reads_the_mounted_folder(services: dict[str, Any]) -
     }
     assert provider["options"]["path"] in targets
     assert "/etc/grafana/provisioning" in targets
+
+
+def test_grafana_mounts_exactly_the_provisioning_and_the_dashboards(
+    services: dict[str, Any],
+) -> None:
+    mounts = {
+        tuple(volume.split(":")[:2])
+        for volume in services["grafana"]["volumes"]
+        if isinstance(volume, str) and volume.startswith("./")
+    }
+    assert mounts == {
+        ("./deploy/grafana/provisioning", "/etc/grafana/provisioning"),
+        ("./deploy/grafana/dashboards", "/var/lib/grafana/dashboards"),
+    }
+    for volume in services["grafana"]["volumes"]:
+        if isinstance(volume, str) and volume.startswith("./"):
+            assert volume.endswith(":ro"), f"Grafana must not write {volume}"
+
+
+def test_every_provisioning_kind_has_a_file_grafana_reads() -> None:
+    for kind in ("datasources", "dashboards", "alerting"):
+        files = sorted((PROVISIONING / kind).glob("*.yaml"))
+        assert files, f"nothing for Grafana to provision in {kind}/"
+        for path in files:
+            assert yaml.safe_load(path.read_text("utf-8"))["apiVersion"] == 1, path
+    dashboards = ROOT / "deploy/grafana/dashboards"
+    assert sorted(dashboards.glob("*.json")), "no dashboard JSON in the mounted folder"
+
+
+def test_alert_rules_live_in_the_dashboards_folder() -> None:
+    provider = yaml.safe_load((PROVISIONING / "dashboards/citystream.yaml").read_text("utf-8"))
+    rules = yaml.safe_load((PROVISIONING / "alerting/citystream.yaml").read_text("utf-8"))
+    folders = {group["folder"] for group in rules["groups"]}
+    assert folders == {provider["providers"][0]["folder"]}
+
+
+def test_migrate_sets_the_read_only_roles_password(services: dict[str, Any]) -> None:
+    from services.settings import Settings
+
+    # The variable compose passes is the one the settings read (prefix CITYSTREAM_).
+    assert "grafana_db_password" in Settings.model_fields
+    env = environment(services["migrate"])
+    assert REQUIRED_VARIABLE.match(env["CITYSTREAM_GRAFANA_DB_PASSWORD"])
+    assert "CITYSTREAM_GRAFANA_DB_PASSWORD" not in environment(services["worker"])

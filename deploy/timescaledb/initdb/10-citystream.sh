@@ -5,7 +5,7 @@
 # timescaledb image's own 000_/001_ scripts (extension, tuning). Changing
 # CITYSTREAM_DB_PASSWORD later does not reach an existing volume: use ALTER ROLE then.
 # Tables come from `citystream migrate`; so does the read-only role `grafana_reader` that
-# Grafana's data source logs in as (a later migration): roles created by migrations also
+# Grafana's data source logs in as (migration 0005): roles created by migrations also
 # reach databases that were initialised before the role existed, this script never would.
 set -Eeo pipefail
 

@@ -1,0 +1,513 @@
+"""Layer 3 of "Grafana without Grafana": every panel's and every alert rule's SQL, expanded
+the way Grafana's PostgreSQL data source expands it (dashboards/macros.py), run against the
+real PostgreSQL as the read-only role ``grafana_reader`` after a simulated 2024.
+
+The year goes in the cheapest real way: the pledge catalogue through ``pledges load``, then
+the simulator's records (valid events, corrections, re-sends, invalid records) through the
+sink's own ``prepare`` and ``streams.db.ledger.write_batch``, as a worker would write them.
+The SQL comes from the committed JSON and YAML that Grafana loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from psycopg import errors, sql
+from psycopg.conninfo import make_conninfo
+from pydantic import SecretStr
+
+from dashboards import audit, build, pipeline, pledges
+from dashboards.macros import Context, TimeRange, Variable, expand
+from dashboards.sqlparts import displays
+from schemas.catalogue import EVENT_FAMILIES, Catalogue, Pledge
+from schemas.corrections import Correction
+from schemas.envelope import CST, Envelope
+from schemas.topics import ALL
+from services.pledges import Status, load, progress, validated_catalogue
+from services.settings import Settings
+from services.simulator import Plan, expected_totals, plan
+from streams.db import connect, connect_async
+from streams.db.ledger import write_batch
+from streams.db.migrate import migrate
+from streams.sink import Record, prepare
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SHANGHAI = timezone(timedelta(hours=8))
+AUGUST_END = datetime(2024, 8, 31, 23, 59, 59, 999000, tzinfo=SHANGHAI)
+WHOLE_2024 = TimeRange.of(
+    datetime(2024, 1, 1, tzinfo=SHANGHAI),
+    datetime(2024, 12, 31, 23, 59, 59, 999000, tzinfo=SHANGHAI),
+)
+# The overview as shown on 31 August 2024: the day the simulator designs each pledge's pace for.
+TO_AUGUST = TimeRange.of(datetime(2024, 1, 1, tzinfo=SHANGHAI), AUGUST_END)
+PARTITIONS = 3
+
+NUMERIC = {20, 21, 23, 700, 701, 1700}  # int8, int2, int4, float4, float8, numeric
+TIMES = {1082, 1114, 1184}  # date, timestamp, timestamptz
+TEXTS = {18, 19, 25, 1043}  # char, name, text, varchar
+
+
+# --------------------------------------------------------------------------- the simulated year
+
+
+@dataclass(frozen=True)
+class Year:
+    settings: Settings
+    plan: Plan
+    catalogue: Catalogue
+
+
+async def _write(settings: Settings, year: Plan) -> None:
+    specs = {spec.name: spec for spec in ALL}
+    by_topic: dict[str, list[Record]] = defaultdict(list)
+    offsets: dict[tuple[str, int], int] = defaultdict(int)
+    for outgoing in year.records:  # in send order, so corrections follow what they correct
+        partition = zlib.crc32(outgoing.key or b"") % PARTITIONS
+        offset = offsets[(outgoing.topic, partition)]
+        offsets[(outgoing.topic, partition)] += 1
+        by_topic[outgoing.topic].append(
+            Record(outgoing.topic, partition, offset, outgoing.value, outgoing.sent_at)
+        )
+    conn = await connect_async(settings)
+    try:
+        for topic, records in by_topic.items():
+            await write_batch(conn, prepare(specs[topic], records))
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def year(isolated: Settings) -> Year:
+    catalogue = validated_catalogue()
+    with connect(isolated) as conn:
+        load(conn, catalogue=catalogue)
+    simulated = plan(2024, catalogue=catalogue)
+    asyncio.run(_write(isolated, simulated))
+    return Year(isolated, simulated, catalogue)
+
+
+def _reader_password(settings: Settings) -> str:
+    # Derived from the admin secret: not in git, and the same for every test session on
+    # this cluster (the role and its password are cluster-wide).
+    admin = settings.admin_database_url
+    assert admin is not None, "the local stack provides CITYSTREAM_ADMIN_DATABASE_URL"
+    return hashlib.sha256(b"grafana_reader/test:" + admin.get_secret_value().encode()).hexdigest()
+
+
+@pytest.fixture
+def reader(isolated: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """A session logged in as grafana_reader, the way Grafana's data source logs in."""
+    password = _reader_password(isolated)
+    # `migrate` sets LOGIN and the password from CITYSTREAM_GRAFANA_DB_PASSWORD.
+    migrate(isolated.model_copy(update={"grafana_db_password": SecretStr(password)}))
+    conninfo = make_conninfo(
+        isolated.database_url.get_secret_value(),
+        user="grafana_reader",
+        password=password,
+        options=f"-c search_path={isolated.db_schema}",
+        application_name="grafana-reader-test",
+    )
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("grafana_reader",)
+        yield conn
+
+
+def _timescaledb_mode() -> bool:
+    provisioned = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/citystream.yaml").read_text("utf-8")
+    )
+    return bool(provisioned["datasources"][0]["jsonData"].get("timescaledb"))
+
+
+def _board(uid: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        (ROOT / build.DASHBOARD_DIR / f"{uid}.json").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+# --------------------------------------------------------------------------- running SQL
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[tuple[str, int]]
+    rows: list[tuple[Any, ...]]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    def column(self, name: str) -> list[Any]:
+        index = self.names.index(name)
+        return [row[index] for row in self.rows]
+
+
+class Runner:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.count = 0
+
+    def run(self, text: str) -> Result:
+        self.count += 1
+        try:
+            cursor = self.conn.execute(text.encode())
+        except psycopg.Error as exc:
+            raise AssertionError(f"{exc}\n--- SQL as expanded:\n{text}") from exc
+        assert cursor.description is not None
+        columns = [(c.name, c.type_code) for c in cursor.description]
+        return Result(columns, cursor.fetchall())
+
+
+def _time_range(uid: str, now: datetime) -> tuple[TimeRange, timedelta]:
+    if uid == pipeline.UID:
+        return TimeRange.of(now - timedelta(hours=1), now + timedelta(minutes=1)), timedelta(
+            minutes=1
+        )
+    if uid == pledges.UID:
+        return TO_AUGUST, timedelta(days=1)
+    return WHOLE_2024, timedelta(days=1)
+
+
+def _options(result: Result) -> list[tuple[str, str]]:
+    names = result.names
+    value = names.index("__value") if "__value" in names else 0
+    text = names.index("__text") if "__text" in names else value
+    return [(str(row[value]), str(row[text])) for row in result.rows]
+
+
+def _variable_sets(
+    board: dict[str, Any], runner: Runner, time_range: TimeRange, interval: timedelta
+) -> list[dict[str, Variable]]:
+    """Every combination to run: "All" where a variable allows it, else each option."""
+    sets: list[dict[str, Variable]] = [{}]
+    for spec in board.get("templating", {}).get("list", []):
+        name, multi, include_all = spec["name"], spec["multi"], spec["includeAll"]
+        grown = []
+        for assigned in sets:
+            context = Context(time_range, interval, assigned, _timescaledb_mode())
+            options = _options(runner.run(expand(spec["query"], context)))
+            assert options, f"{board['uid']}: variable ${name} has no options"
+            if include_all:
+                values, texts = zip(*options, strict=True)
+                grown.append({**assigned, name: Variable(name, values, texts, multi, True)})
+            else:
+                grown += [
+                    {**assigned, name: Variable(name, (value,), (text,), multi, False)}
+                    for value, text in options
+                ]
+        sets = grown
+    return sets
+
+
+@dataclass(frozen=True)
+class Run:
+    board: str
+    panel: dict[str, Any]
+    variables: dict[str, Variable]
+    result: Result
+
+    @property
+    def title(self) -> str:
+        return str(self.panel["title"])
+
+    def value(self, name: str) -> str:
+        return self.variables[name].values[0]
+
+
+def run_board(uid: str, runner: Runner, now: datetime) -> list[Run]:
+    """Every target of every panel, for every variable combination (and every repeat)."""
+    board = _board(uid)
+    time_range, interval = _time_range(uid, now)
+    runs = []
+    for variables in _variable_sets(board, runner, time_range, interval):
+        repeat: str | None = None
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                repeat = panel.get("repeat")
+                continue
+            assignments = [variables]
+            if repeat is not None:
+                every = variables[repeat]
+                assignments = [
+                    {**variables, repeat: Variable(repeat, (v,), (t,), every.multi, True)}
+                    for v, t in zip(every.values, every.display, strict=True)
+                ]
+            for assigned in assignments:
+                context = Context(time_range, interval, assigned, _timescaledb_mode())
+                for target in panel["targets"]:
+                    result = runner.run(expand(target["rawSql"], context))
+                    check_shape(uid, panel, target, result)
+                    runs.append(Run(uid, panel, assigned, result))
+    return runs
+
+
+def check_shape(uid: str, panel: dict[str, Any], target: dict[str, Any], result: Result) -> None:
+    """The columns the panel type needs."""
+    where = f"{uid} / {panel['title']}"
+    types = [oid for _, oid in result.columns]
+    assert result.columns, where
+    if target["format"] == "time_series":
+        assert result.names[0] == "time" and types[0] in TIMES, (where, result.columns)
+        assert any(oid in NUMERIC for oid in types[1:]), (where, result.columns)
+        strings = [name for name, oid in result.columns if oid in TEXTS]
+        assert strings in ([], ["metric"]), (where, result.columns)  # the series' name
+        stamps = result.column("time")
+        assert stamps == sorted(stamps), f"{where}: time series rows must be sorted by time"
+        return
+    kind = panel["type"]
+    fields = panel.get("options", {}).get("reduceOptions", {}).get("fields", "")
+    if kind in ("gauge", "stat") and fields != "/.*/":
+        assert all(oid in NUMERIC for oid in types), (where, result.columns)
+        assert len(result.rows) == 1, (where, result.rows)
+    elif kind == "stat":  # text values (a status, a date)
+        assert len(result.rows) == 1, (where, result.rows)
+    elif kind == "bargauge":
+        assert types[0] in TEXTS and all(oid in NUMERIC for oid in types[1:]), (where, types)
+    else:
+        assert kind == "table", where
+
+
+# --------------------------------------------------------------------------- what data exists
+
+
+def _local_day(moment: datetime) -> date:
+    return moment.astimezone(CST).date()
+
+
+def _carries(events: tuple[Envelope, ...], pledge: Pledge, until: date) -> list[Envelope]:
+    """The plan's events that make up a pledge's figure (its metric, subdistrict, days)."""
+    return [
+        event
+        for event in events
+        if pledge.metric in event.measures()
+        and (pledge.district is None or str(event.district) == pledge.district)
+        and pledge.start <= _local_day(event.occurred_at) <= until
+    ]
+
+
+def expects_rows(run: Run, year: Year) -> bool:
+    """Whether the simulated year holds data for this panel (every panel must then show some)."""
+    title = run.title
+    family = run.board.removeprefix("citystream-")
+    corrections = year.plan.corrections
+    if run.board == audit.UID:
+        pledge = year.catalogue.pledge(run.value("pledge"))
+        behind = _carries(year.plan.events, pledge, date(2024, 12, 31))
+        if title.startswith("事件明细"):
+            return bool(behind)
+        if title.startswith("更正记录"):
+            return any(isinstance(event, Correction) for event in behind)
+    if family in EVENT_FAMILIES:
+        if title.startswith("更正"):
+            return any(c.event_type_name == f"{family}.correction" for c in corrections)
+        if title.startswith("累计"):
+            metric = next(d for d in displays().values() if title.endswith(d.label_en.lower()))
+            return expected_totals(year.plan).get(metric.metric, Decimal(0)) != 0
+    return True
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_every_panel_query_runs_as_grafana_reader(
+    year: Year, reader: psycopg.Connection[Any]
+) -> None:
+    runner = Runner(reader)
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    runs = [run for uid in sorted(build_uids()) for run in run_board(uid, runner, now)]
+    elapsed = time.monotonic() - started
+    print(
+        f"\n{runner.count} queries ({len(runs)} panel queries) as grafana_reader in {elapsed:.2f} s"
+    )
+
+    for run in runs:
+        assert bool(run.result.rows) == expects_rows(run, year), (
+            f"{run.board} / {run.title} {[(k, v.values[:3]) for k, v in run.variables.items()]}: "
+            f"{len(run.result.rows)} rows"
+        )
+    assert {run.board for run in runs} == build_uids()
+
+    # The figures themselves, against independent computations.
+    totals = expected_totals(year.plan)
+    for run in runs:
+        if run.panel["type"] == "stat" and run.board.removeprefix("citystream-") in EVENT_FAMILIES:
+            display = next(d for d in displays().values() if d.title == run.title)
+            assert run.result.rows[0][0] == totals[display.metric] / display.scale, run.title
+
+    python = {row.pledge_id: row for row in progress(reader, on=AUGUST_END.date(), year=2024)}
+    gauges = [run for run in runs if run.board == pledges.UID and run.panel["type"] == "gauge"]
+    assert len(gauges) == len([p for p in python.values() if p.status != Status.NOT_MEASURABLE])
+    for run in gauges:
+        row = python[run.value("pledge")]
+        assert row.actual_to_date is not None
+        expected = (100 * row.actual_to_date / row.target).quantize(Decimal("0.1"))
+        assert run.result.rows[0][0] == expected, row.pledge_id
+    statuses = {
+        run.value("pledge"): run.result.rows[0][0]
+        for run in runs
+        if run.board == pledges.UID and run.title == "状态 · Status"
+    }
+    assert statuses == {pid: row.status.value for pid, row in python.items() if pid in statuses}
+    assert {"on_track", "behind", "achieved"} <= set(statuses.values())  # not all alike
+
+    checks = [run for run in runs if run.board == audit.UID and run.title.startswith("账本核对")]
+    assert len(checks) == len(gauges)
+    for run in checks:
+        figure, added_up = run.result.rows[0]
+        assert figure == added_up, run.value("pledge")
+
+    pipe = {run.title: run.result.rows[0][0] for run in runs if run.board == pipeline.UID}
+    assert pipe["已接受 · Accepted"] == len(year.plan.events)
+    assert pipe["已拒收 · Rejected (dead letters)"] == len(year.plan.invalid)
+    assert pipe["接收 · Records in"] == len(year.plan.events) + len(year.plan.invalid)
+    chain = [run for run in runs if run.title == "哈希链 · Hash chain"]
+    assert chain and all(run.result.rows == [(0,)] for run in chain)
+
+
+def build_uids() -> set[str]:
+    return {path.stem for path in (ROOT / build.DASHBOARD_DIR).glob("*.json")}
+
+
+def _alert_rules() -> dict[str, dict[str, Any]]:
+    provisioned = yaml.safe_load((ROOT / build.ALERTING_FILE).read_text(encoding="utf-8"))
+    return {rule["uid"]: rule for group in provisioned["groups"] for rule in group["rules"]}
+
+
+def evaluate(
+    rule: dict[str, Any], runner: Runner, at: datetime
+) -> tuple[Result, set[tuple[str, ...]]]:
+    """Run query A over the rule's window ending ``at``; the label sets condition B fires for."""
+    queries = {query["refId"]: query for query in rule["data"]}
+    source = queries["A"]
+    window = timedelta(seconds=source["relativeTimeRange"]["from"])
+    context = Context(TimeRange.of(at - window, at), timedelta(minutes=1), {}, _timescaledb_mode())
+    result = runner.run(expand(source["model"]["rawSql"], context))
+    # Grafana's numeric (table) data: one number per row, the other columns are its labels,
+    # and no two rows share a label set.
+    numeric = [i for i, (_, oid) in enumerate(result.columns) if oid in NUMERIC]
+    assert len(numeric) == 1, (rule["uid"], result.columns)
+    labels = [i for i, (_, oid) in enumerate(result.columns) if oid in TEXTS]
+    assert len(labels) + 1 == len(result.columns), (rule["uid"], result.columns)
+    label_sets = [tuple(row[i] for i in labels) for row in result.rows]
+    assert len(label_sets) == len(set(label_sets)), rule["uid"]
+    condition = queries[rule["condition"]]["model"]
+    assert condition["type"] == "threshold" and condition["expression"] == "A"
+    (evaluator,) = [c["evaluator"] for c in condition["conditions"]]
+    assert evaluator["type"] == "gt"
+    (threshold,) = evaluator["params"]
+    firing = {
+        labels_of
+        for labels_of, row in zip(label_sets, result.rows, strict=True)
+        if row[numeric[0]] > threshold
+    }
+    return result, firing
+
+
+def test_alert_rules_run_and_fire_where_they_should(
+    year: Year, reader: psycopg.Connection[Any]
+) -> None:
+    rules = _alert_rules()
+    assert set(rules) == {
+        "citystream-pledge-at-risk",
+        "citystream-deadletter-spike",
+        "citystream-data-stale",
+    }
+    runner = Runner(reader)
+    now = datetime.now(UTC)
+
+    result, firing = evaluate(rules["citystream-pledge-at-risk"], runner, AUGUST_END)
+    python = progress(reader, on=AUGUST_END.date(), year=2024)
+    flagged = {
+        row.pledge_id
+        for row in python
+        if row.status in (Status.AT_RISK, Status.BEHIND)
+        and row.start <= AUGUST_END.date() <= row.deadline
+    }
+    assert flagged and {labels[0] for labels in firing} == flagged
+    assert len(result.rows) > len(firing)  # on-track pledges are rows too, not firing
+
+    result, firing = evaluate(rules["citystream-deadletter-spike"], runner, now)
+    assert sum(result.column("dead_letters")) == len(year.plan.invalid) > 0
+    assert not firing  # a handful of bad records is not a spike
+
+    result, firing = evaluate(rules["citystream-data-stale"], runner, now)
+    assert len(result.rows) == 1 and not firing
+    _, firing = evaluate(
+        rules["citystream-data-stale"],
+        runner,
+        now + timedelta(minutes=pipeline.STALE_AFTER_MINUTES + 5),
+    )
+    assert firing == {()}
+    print(f"\n{runner.count} alert queries as grafana_reader")
+
+
+def test_grafana_reader_reads_but_cannot_write(
+    isolated: Settings, reader: psycopg.Connection[Any]
+) -> None:
+    assert reader.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert reader.execute("SHOW statement_timeout").fetchone() == ("30s",)
+    with pytest.raises(errors.ReadOnlySqlTransaction):
+        reader.execute(
+            "INSERT INTO deadletters (topic, partition, kafka_offset, reason, message) "
+            "VALUES ('t', 0, 0, 'r', 'm')"
+        )
+    # Behind the read-only default, the grants themselves refuse every write.
+    reader.execute("SET default_transaction_read_only = off")
+    writes = [
+        "INSERT INTO deadletters (topic, partition, kafka_offset, reason, message) "
+        "VALUES ('t', 0, 0, 'r', 'm')",
+        "UPDATE metric_daily SET total = 0",
+        "DELETE FROM events",
+        "TRUNCATE consumer_offsets",
+        "CREATE TABLE grafana_was_here (x int)",
+    ]
+    for statement in writes:
+        with pytest.raises(errors.InsufficientPrivilege):
+            reader.execute(statement.encode())
+
+    # A table a later migration creates is readable without a grant of its own.
+    with connect(isolated) as app:
+        app.execute("CREATE TABLE later_rollup (n integer)")
+        app.execute("INSERT INTO later_rollup VALUES (7)")
+        app.commit()
+    assert reader.execute("SELECT n FROM later_rollup").fetchall() == [(7,)]
+    with pytest.raises(errors.InsufficientPrivilege):
+        reader.execute("INSERT INTO later_rollup VALUES (8)")
+
+
+def test_hash_chain_panel_finds_an_edited_link(year: Year, reader: psycopg.Connection[Any]) -> None:
+    board = _board(audit.UID)
+    status = next(p for p in board["panels"] if p.get("title") == "哈希链 · Hash chain")
+    context = Context(WHOLE_2024, timedelta(days=1), {}, _timescaledb_mode())
+    query = expand(status["targets"][0]["rawSql"], context)
+    runner = Runner(reader)
+    assert runner.run(query).rows == [(0,)]
+    # Someone rewrites a ledger row's link (the sort of edit the chain exists to expose).
+    with connect(year.settings) as app:
+        app.execute(
+            sql.SQL(
+                "UPDATE events SET prev_hash = {} WHERE (topic, partition, kafka_offset) = "
+                "(SELECT topic, partition, max(kafka_offset) FROM events "
+                " WHERE topic = 'city.parking.v1' GROUP BY topic, partition LIMIT 1)"
+            ).format(sql.Literal(b"\x01" * 32))
+        )
+        app.commit()
+    assert runner.run(query).rows == [(1,)]

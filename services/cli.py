@@ -25,7 +25,8 @@ err_console = Console(stderr=True)
 
 def _fail(message: str) -> NoReturn:
     # Messages quote what the user sent and name reason codes in brackets: never markup.
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    # soft_wrap: a long path in a message stays whole, so it can be copied (and grepped).
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(1)
 
 
@@ -478,7 +479,9 @@ def dashboards_push(url: str, token: str | None, db_host: str | None, dry_run: b
     secret = get_settings().grafana_db_password
     found = resources(db_host=db_host, db_password=secret.get_secret_value() if secret else None)
     if dry_run:
-        console.print(f"dry run, nothing sent; against {url} a push makes these calls:")
+        console.print(
+            f"dry run, nothing sent; against {url} a push makes these calls:", soft_wrap=True
+        )
         for line in describe(found):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         return

@@ -1,0 +1,393 @@
+"""``citystream audit …``: the auditors' commands (registered on the main CLI).
+
+Exit codes, for every command: **0** nothing wrong; **1** something does not hold (a
+broken chain, a rollup that differs, a figure the events do not add up to); **2** the
+command was called wrongly (Click's usage errors, an invalid TIME or PLEDGE); **3** the
+audit could not run (PostgreSQL or Kafka unreachable) — nothing was checked.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from services.settings import get_settings
+
+if TYPE_CHECKING:
+    from services.audit.verify import Break
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_FOUND = 1
+EXIT_UNAVAILABLE = 3
+# Breaks and differences listed on screen; the count says how many more there are.
+SHOW = 20
+
+
+def _unavailable(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {escape(message)} (nothing was checked)")
+    sys.exit(EXIT_UNAVAILABLE)
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Database and Kafka failures become exit code 3 with the reason."""
+    from services.kafka_reader import KafkaReadError
+    from streams.db import DatabaseError
+
+    try:
+        yield
+    except (DatabaseError, KafkaReadError) as exc:
+        _unavailable(str(exc))
+
+
+class _Instant(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from services.audit.common import AuditInputError, parse_instant
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_instant(str(value), name=param.opts[0] if param else "TIME")
+        except AuditInputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INSTANT = _Instant()
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("–/s" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    """A progress bar with rate and time left; the hook gets the total, returns advance."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal,
+        transient=False,
+    )
+
+    def hook(total: int) -> Callable[[int], None]:
+        task = bar.add_task(what, total=total)
+        return lambda n: bar.advance(task, n)
+
+    with bar:
+        yield hook
+
+
+def _short(hex_digest: str) -> str:
+    return hex_digest[:16] + "…" if len(hex_digest) == 64 else hex_digest
+
+
+@click.group()
+def audit() -> None:
+    """Verify the ledger, replay history, reproduce past figures, explain every number.
+
+    Exit codes: 0 nothing wrong; 1 something does not hold; 2 wrong usage; 3 could not run.
+    """
+
+
+@audit.command("verify")
+def verify_cmd() -> None:
+    """Walk each topic-partition's hash chain in the ledger from the start.
+
+    Reports the first broken link of each partition precisely (event id, topic,
+    partition, offset, expected and found hash): an edited, deleted, inserted or moved
+    row, a column edited behind the hash, or a chain head that is not the last row.
+    """
+    from services.audit.verify import verify
+
+    settings = get_settings()
+    with _reachable(), _progress("verifying chains") as hook:
+        report = verify(settings, progress=hook)
+    table = Table(title=f"台账哈希链 Ledger hash chains · schema {settings.db_schema}")
+    for header in ("topic", "partition", "rows", "head (sha256)", "状态 status"):
+        table.add_column(header, justify="right" if header in ("partition", "rows") else "left")
+    for chain in report.partitions:
+        state = "[green]intact 完整[/]" if not chain.breaks else f"[red]{chain.breaks} broken[/]"
+        table.add_row(
+            chain.topic, str(chain.partition), f"{chain.rows:,}", _short(chain.head.hex()), state
+        )
+    console.print(table)
+    firsts: dict[tuple[str, int], Break] = {}
+    for found in report.breaks:
+        firsts.setdefault((found.topic, found.partition), found)
+    shown = list(firsts.values())[:SHOW]
+    for found in shown:
+        console.print(
+            f"[bold red]BROKEN[/] {escape(found.where)} [bold]{found.kind}[/] "
+            f"event {found.event_id or '—'}\n  {escape(found.detail)}\n"
+            f"  expected: {escape(found.expected)}\n  found:    {escape(found.found)}"
+        )
+    rate = f"{report.rows:,} rows in {report.seconds:.2f} s ({report.rate:,.0f} rows/s)"
+    if report.ok:
+        console.print(f"[green]OK[/] every link holds and every head matches: {rate}")
+        return
+    more = len(report.breaks) - len(shown)
+    console.print(
+        f"[bold red]{len(report.breaks)} broken link(s)[/] in {len(firsts)} partition(s)"
+        + (f" ({more} more after the first of each partition)" if more > 0 else "")
+        + f": {rate}"
+    )
+    sys.exit(EXIT_FOUND)
+
+
+@audit.command("replay")
+@click.option("--from", "start", type=INSTANT, help="Replay from this moment (ISO 8601).")
+@click.option(
+    "--from-beginning", is_flag=True, help="Replay everything the source holds (the default)."
+)
+@click.option("--to", "end", type=INSTANT, help="Replay up to this moment (default: now).")
+@click.option(
+    "--topics",
+    multiple=True,
+    help="Topics or families to replay, e.g. city.heating.v1 or heating (repeat, or "
+    "separate with commas; default: every family).",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["kafka", "ledger"]),
+    default="kafka",
+    show_default=True,
+    help="Re-read Kafka's records, or the ledger table alone.",
+)
+def replay_cmd(
+    start: datetime | None,
+    from_beginning: bool,
+    end: datetime | None,
+    topics: tuple[str, ...],
+    source: str,
+) -> None:
+    """Recompute every rollup with the workers' own code and diff it against metric_daily.
+
+    Lists every difference by day, subdistrict and metric. --from/--to replay part of the
+    history: the ledger rows before it are the starting state, those after it are taken
+    out of the live rollups before comparing.
+    """
+    from services.audit.common import AuditInputError, select_topics
+    from services.audit.replay import replay_from_kafka, replay_from_ledger
+
+    if start is not None and from_beginning:
+        raise click.UsageError("--from and --from-beginning exclude each other")
+    if start is not None and end is not None and end < start:
+        raise click.BadParameter("must not be before --from", param_hint="--to")
+    try:
+        select_topics(topics)
+    except AuditInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--topics") from None
+    settings = get_settings()
+    run = replay_from_kafka if source == "kafka" else replay_from_ledger
+    with _reachable(), _progress(f"replaying from {source}") as hook:
+        result = run(settings, start=start, end=end, topics=topics, progress=hook)
+    read = "records" if source == "kafka" else "ledger rows"
+    console.print(
+        f"replayed {result.events_read:,} {read} from {source} in {result.seconds:.2f} s "
+        f"({result.rate:,.0f}/s): accepted {result.accepted:,}, duplicates "
+        f"{result.duplicates:,}, rejected {sum(result.rejected.values()):,}"
+        + (
+            " (" + ", ".join(f"{r} {n}" for r, n in sorted(result.rejected.items())) + ")"
+            if result.rejected
+            else ""
+        )
+    )
+    if result.baseline_rows or result.after_rows:
+        console.print(
+            f"ledger rows before the window taken as recorded: {result.baseline_rows:,}; "
+            f"after it, taken out of the live rollups: {result.after_rows:,}"
+        )
+    for topic, (ms, size) in sorted(result.limited_retention.items()):
+        console.print(
+            f"[yellow]retention:[/] {topic} keeps records for retention.ms={ms}, "
+            f"retention.bytes={size} (not unlimited): records Kafka no longer holds were taken "
+            "from the ledger; fix with kafka-configs --alter --add-config retention.ms=-1"
+        )
+    if result.unconsumed:
+        console.print(
+            f"[yellow]not replayed:[/] {result.unconsumed:,} Kafka records the workers have not "
+            "stored yet (the live rollups cannot contain them yet)"
+        )
+    for event_id, reason in result.refused_in_ledger[:SHOW]:
+        console.print(f"[bold red]ledger correction refused by the rules[/] {event_id}: {reason}")
+    differences = result.differences()
+    if not differences and not result.refused_in_ledger:
+        console.print(
+            f"[green]no differences[/]: all {len(result.live):,} rollup rows of "
+            f"{len(result.topics)} topic(s) equal the replay"
+        )
+        return
+    table = Table(title="差异 Differences: live metric_daily vs replay")
+    for header in ("day", "subdistrict", "metric", "live", "replayed", "live − replayed"):
+        table.add_column(header, justify="right" if header[0] in "lr" else "left")
+    table.add_column("events live/replayed", justify="right")
+    from services.audit.common import quantity
+
+    for d in differences[: SHOW * 5]:
+        table.add_row(
+            d.day.isoformat(),
+            d.district,
+            d.metric,
+            quantity(d.live_total),
+            quantity(d.replayed_total),
+            quantity(d.delta),
+            f"{d.live_events}/{d.replayed_events}",
+        )
+    console.print(table)
+    console.print(f"[bold red]{len(differences)} rollup row(s) differ[/]")
+    sys.exit(EXIT_FOUND)
+
+
+@audit.command("as-of")
+@click.argument("moment", metavar="TIME", type=INSTANT)
+@click.option(
+    "--on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Status day, YYYY-MM-DD (default: TIME's date in Asia/Shanghai, as `pledges "
+    "status` showed by default at that moment).",
+)
+@click.option("--year", type=int, help="Only this year's pledges (default: every year).")
+def as_of_cmd(moment: datetime, on: datetime | None, year: int | None) -> None:
+    """Pledge progress exactly as `pledges status` showed it at TIME.
+
+    Only events ingested by TIME count, and corrections only if ingested by then.
+    TIME is ISO 8601, e.g. 2024-06-30T18:00:00+08:00 (Asia/Shanghai without an offset).
+    """
+    from schemas.catalogue import load_catalogue
+    from services.audit import store
+    from services.audit.as_of import default_day, progress_as_of
+    from services.pledges import selected, status_table
+
+    catalogue = load_catalogue()
+    if not selected(catalogue, year):
+        raise click.BadParameter(f"no pledges for {year} in seeds/pledges/", param_hint="--year")
+    day: date = on.date() if on is not None else default_day(moment)
+    with _reachable(), store.snapshot(get_settings()) as conn:
+        rows = progress_as_of(conn, at=moment, on=day, year=year, catalogue=catalogue)
+        ingested = store.ingested_count(conn, ingested_by=moment)
+    console.print(
+        f"截至 As shown at {moment.isoformat()}: {ingested:,} ledger rows had been ingested"
+    )
+    console.print(status_table(rows, catalogue, on=day))
+
+
+@audit.command("explain")
+@click.argument("pledge_id", metavar="PLEDGE")
+@click.option("--as-of", "moment", type=INSTANT, help="Explain the figure shown at this moment.")
+@click.option(
+    "--on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Status day, YYYY-MM-DD (default: today, or the --as-of moment's date).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every line to FILE.xlsx or FILE.csv.",
+)
+def explain_cmd(
+    pledge_id: str, moment: datetime | None, on: datetime | None, out: Path | None
+) -> None:
+    """The events behind PLEDGE's figure, summing exactly to it.
+
+    Each line: event id, department, subdistrict, occurred_at, ingested_at, value, source
+    reference and correction chain; `counted` is what the line adds to the figure.
+    """
+    from schemas.catalogue import load_catalogue
+    from services.audit import store
+    from services.audit.common import AuditInputError, quantity
+    from services.audit.explain import explain, find_pledge, write
+    from streams.rollup import LOCAL_TZ, local_day
+
+    catalogue = load_catalogue()
+    try:
+        pledge = find_pledge(catalogue, pledge_id)
+    except AuditInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="PLEDGE") from None
+    if out is not None and out.suffix.lower() not in (".csv", ".xlsx"):
+        raise click.BadParameter(f"{out.name} must end in .csv or .xlsx", param_hint="--out")
+    with _reachable(), store.snapshot(get_settings()) as conn:
+        result = explain(
+            conn, pledge, catalogue, at=moment, on=on.date() if on is not None else None
+        )
+    shown = "live" if moment is None else f"as of {moment.isoformat()}"
+    console.print(
+        f"[bold]{escape(pledge.title_zh)}[/] / {escape(pledge.title_en)} ({pledge.id}, "
+        f"{pledge.metric}, {pledge.unit}) · status day {result.on} · {shown}"
+    )
+    console.print("[dim]ids shortened here; --out writes every column whole (source_ref, …)[/]")
+    if result.figure is None:
+        console.print("not measurable: no event measures this pledge, so there is no figure")
+        return
+    items = pledge.progress_from == "items"
+    table = Table(box=None, pad_edge=False)
+    for header in ("kind", *(("item",) if items else ()), "event", "district", "occurred"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("ingested (UTC+8)", no_wrap=True)
+    for header in ("value", "counted"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("corrections (→ corrects, ← corrected by)", overflow="fold", min_width=14)
+    for line in result.lines[: SHOW * 3]:
+        e = line.event
+        chain = (f"→ {str(e.corrects)[:8]}" if e is not None and e.corrects else "") + " ".join(
+            f"← {str(c.event_id)[:8]} {quantity(c.value)}" for c in line.corrected_by
+        )
+        table.add_row(
+            line.kind,
+            *((line.item or "",) if items else ()),
+            "" if e is None else str(e.event_id)[:8],
+            "" if e is None else e.district,
+            "" if e is None else local_day(e.occurred_at).isoformat(),
+            "" if e is None else f"{e.ingested_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M:%S}",
+            "" if line.value is None else quantity(line.value),
+            quantity(line.counted),
+            chain,
+        )
+    console.print(table)
+    if len(result.lines) > SHOW * 3:
+        console.print(f"… {len(result.lines) - SHOW * 3:,} more lines (all of them with --out)")
+    if out is not None:
+        write(result, out)
+        console.print(f"{len(result.lines):,} lines written to {out}")
+    verdict = "[green]= the figure shown[/]" if result.adds_up else "[bold red]≠[/]"
+    console.print(
+        f"{len(result.lines):,} lines, counted sum {quantity(result.total)} {verdict} "
+        f"{quantity(result.figure)} {pledge.unit}"
+    )
+    if not result.adds_up:
+        console.print(
+            "[bold red]the ledger does not add up to the figure shown[/]: run "
+            "`citystream audit replay` to list the rollup rows that differ"
+        )
+        sys.exit(EXIT_FOUND)

@@ -1,0 +1,241 @@
+"""Reading the city.* topics back for audit replay, with kafka-python's ``KafkaConsumer``.
+
+Partitions are assigned by hand and the consumer has no group: nothing is committed and
+no worker's consumer group is touched, so an audit can run beside the live workers.
+Positions in time come from Kafka's time index (``offsets_for_times``).
+
+Topics: whatever the caller names (full names, ``CITYSTREAM_TOPIC_NAMESPACE`` included).
+Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import KafkaError
+
+from services.settings import Settings
+
+TP = tuple[str, int]
+
+# No record for this long from a partition that still owes some: give up, say which.
+STALL_TIMEOUT_S = 60.0
+
+
+class KafkaReadError(RuntimeError):
+    """Kafka could not be read as asked; the message says what and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    timestamp_ms: int
+
+    @property
+    def timestamp(self) -> datetime:
+        # As the worker computes it from faust's seconds, so decode judges the same "now".
+        return datetime.fromtimestamp(self.timestamp_ms / 1000.0, UTC)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class TopicReader:
+    """A group-less consumer over some topics; use as a context manager."""
+
+    def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                client_id="citystream-audit",
+                # Large fetches: replay reads whole topics, the broker is the bottleneck
+                # only if each round trip brings back little.
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_poll_records=20_000,
+                request_timeout_ms=int(settings.producer_timeout_s * 1000) + 5_000,
+                bootstrap_timeout_ms=int(settings.producer_timeout_s * 1000),
+            )
+        except KafkaError as exc:
+            raise KafkaReadError(
+                f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}): start the local "
+                "stack with 'citystream stack up', set CITYSTREAM_KAFKA_BOOTSTRAP, or replay "
+                "with --source ledger"
+            ) from exc
+        self._tps: list[TopicPartition] = []
+        for topic in topics:
+            partitions = self._consumer.partitions_for_topic(topic)
+            if not partitions:
+                self._consumer.close()
+                raise KafkaReadError(f"topic {topic} does not exist (run 'citystream topics')")
+            self._tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+
+    def __enter__(self) -> TopicReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    @property
+    def partitions(self) -> list[TP]:
+        return [(tp.topic, tp.partition) for tp in self._tps]
+
+    def bounds(self, start: datetime | None, end: datetime | None) -> dict[TP, tuple[int, int]]:
+        """Per partition, the offsets [first, past-last) of the records whose timestamp is
+        at or after ``start`` (default: the earliest Kafka still holds) and at or before
+        ``end`` (default: the end of the partition now)."""
+        try:
+            first = self._consumer.beginning_offsets(self._tps)
+            last = self._consumer.end_offsets(self._tps)
+            lo = dict(first)
+            hi = dict(last)
+            if start is not None:
+                lo = self._offsets_at(_ms(start), last)
+            if end is not None:
+                # The first record after ``end`` (timestamps are whole milliseconds).
+                hi = self._offsets_at(_ms(end) + 1, last)
+        except KafkaError as exc:
+            raise KafkaReadError(f"reading offsets from Kafka failed: {exc}") from exc
+        return {
+            (tp.topic, tp.partition): (max(lo[tp], first[tp]), max(hi[tp], first[tp]))
+            for tp in self._tps
+        }
+
+    def _offsets_at(self, ms: int, last: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        found: dict[TopicPartition, Any] = self._consumer.offsets_for_times(
+            {tp: ms for tp in self._tps}
+        )
+        # None: no record at or after that time, i.e. the partition's end.
+        return {tp: last[tp] if found[tp] is None else found[tp].offset for tp in self._tps}
+
+    def read(self, bounds: Mapping[TP, tuple[int, int]]) -> Iterator[KafkaRecord]:
+        """The records inside ``bounds``, every partition in offset order, the partitions
+        merged by record timestamp (ties by topic, partition, offset): the order in which
+        the departments sent them, which is the order the sink judged them in."""
+        wanted = [
+            tp
+            for tp in self._tps
+            if bounds[(tp.topic, tp.partition)][0] < bounds[(tp.topic, tp.partition)][1]
+        ]
+        if not wanted:
+            return
+        index = {tp: i for i, tp in enumerate(wanted)}
+        ends = [bounds[(tp.topic, tp.partition)][1] for tp in wanted]
+        # Records wait here until every partition that may still hold an earlier one has
+        # shown its next record. No back-pressure by pause(): kafka-python 3.0's poll() was
+        # seen to block for good once partitions were paused, so a partition whose records
+        # lie far ahead of the others' in time is held in memory until they catch up.
+        buffers: list[deque[KafkaRecord]] = [deque() for _ in wanted]
+        finished = [False] * len(wanted)
+        consumer = self._consumer
+        consumer.assign(wanted)
+        for tp in wanted:
+            consumer.seek(tp, bounds[(tp.topic, tp.partition)][0])
+        # One heap entry per partition with buffered records: its head's sort key.
+        heap: list[tuple[int, str, int, int, int]] = []
+        # Partitions that may still bring a record earlier than anything buffered.
+        waiting = set(range(len(wanted)))
+        last_progress = time.monotonic()
+        while heap or waiting:
+            if waiting:
+                try:
+                    polled = consumer.poll(timeout_ms=500)
+                except KafkaError as exc:
+                    raise KafkaReadError(f"reading from Kafka failed: {exc}") from exc
+                for tp, records in polled.items():
+                    i = index[tp]
+                    buffer = buffers[i]
+                    was_empty = not buffer
+                    for r in records:
+                        if r.offset >= ends[i]:
+                            break
+                        buffer.append(
+                            KafkaRecord(r.topic, r.partition, r.offset, r.value, r.timestamp)
+                        )
+                    if buffer:
+                        last_progress = time.monotonic()
+                        if was_empty:
+                            head = buffer[0]
+                            heapq.heappush(
+                                heap,
+                                (head.timestamp_ms, head.topic, head.partition, head.offset, i),
+                            )
+                            waiting.discard(i)
+                for i in list(waiting):
+                    # Past the end (also across gaps of offsets that hold no record).
+                    if consumer.position(wanted[i]) >= ends[i]:
+                        finished[i] = True
+                        waiting.discard(i)
+                if waiting and not heap and time.monotonic() - last_progress > STALL_TIMEOUT_S:
+                    late = ", ".join(f"{wanted[i].topic}[{wanted[i].partition}]" for i in waiting)
+                    raise KafkaReadError(
+                        f"no records from {late} for {STALL_TIMEOUT_S:.0f} s although the "
+                        "partition's offsets say there are more; is the broker healthy?"
+                    )
+            while heap and not waiting:
+                _, _, _, _, i = heapq.heappop(heap)
+                buffer = buffers[i]
+                yield buffer.popleft()
+                if buffer:
+                    head = buffer[0]
+                    heapq.heappush(
+                        heap, (head.timestamp_ms, head.topic, head.partition, head.offset, i)
+                    )
+                elif not finished[i]:
+                    if consumer.position(wanted[i]) >= ends[i]:
+                        finished[i] = True
+                    else:
+                        waiting.add(i)
+        consumer.unsubscribe()
+
+
+def topic_retention(settings: Settings, topics: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Topic → (retention.ms, retention.bytes) as the broker applies them; -1 is unlimited.
+
+    The audit record is the topic itself, so replay warns about any topic that keeps less.
+    """
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, client_id="citystream-audit"
+        )
+    except KafkaError as exc:
+        raise KafkaReadError(f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc})") from exc
+    try:
+        found: dict[str, Any] = admin.describe_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, name, configs=["retention.ms", "retention.bytes"]
+                )
+                for name in topics
+            ]
+        )
+    except KafkaError as exc:
+        raise KafkaReadError(f"reading the topics' configuration failed: {exc}") from exc
+    finally:
+        admin.close()
+    configs = found.get("topic", {})
+    return {
+        name: (
+            int(configs[name]["retention.ms"]["value"]),
+            int(configs[name]["retention.bytes"]["value"]),
+        )
+        for name in topics
+        if name in configs
+    }

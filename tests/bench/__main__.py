@@ -44,8 +44,44 @@ def _warm_up(settings: Settings, naive: bool) -> None:
         pipeline.wait_visible(settings, sent.ends, timeout_s=120)
 
 
+def _audit(settings: Settings) -> dict[str, Any]:
+    """Audit over what the throughput run left: verify the chains, replay from both sources."""
+    from services.audit.replay import replay_from_kafka, replay_from_ledger
+    from services.audit.verify import verify
+
+    out: dict[str, Any] = {}
+    started = time.monotonic()
+    report = verify(settings)
+    seconds = time.monotonic() - started
+    out["verify"] = {
+        "rows": report.rows,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(report.rows / seconds),
+        "breaks": len(report.breaks),
+    }
+    for name, replay in (
+        ("replay_ledger", replay_from_ledger),
+        ("replay_kafka", replay_from_kafka),
+    ):
+        started = time.monotonic()
+        result = replay(settings)
+        seconds = time.monotonic() - started
+        out[name] = {
+            "events": result.events_read,
+            "seconds": round(seconds, 2),
+            "events_per_s": round(result.events_read / seconds),
+            "differences": len(result.differences()),
+        }
+    return out
+
+
 def _run(
-    base: Settings, label: str, records: list[tuple[bytes, bytes]], *, naive: bool = False
+    base: Settings,
+    label: str,
+    records: list[tuple[bytes, bytes]],
+    *,
+    naive: bool = False,
+    audit: bool = False,
 ) -> dict[str, Any]:
     settings = pipeline.isolated(base, label)
     module = "tests.bench.naive" if naive else "services.cli"
@@ -57,6 +93,8 @@ def _run(
             visible = pipeline.wait_rows(settings, "events", len(records) + 1, timeout_s=3600)
         else:
             visible = pipeline.wait_visible(settings, sent.ends, timeout_s=3600)
+        worker.stop()
+        audited = _audit(settings) if audit else {}
     finally:
         worker.stop()
         pipeline.drop(settings)
@@ -66,6 +104,7 @@ def _run(
         "seconds": round(seconds, 2),
         "events_per_s": round(len(records) / seconds),
         "producer_events_per_s": round(len(records) / (sent.finished - sent.started)),
+        **audited,
     }
 
 
@@ -122,7 +161,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5_000)
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--ledger-rows", type=int, default=10_000_000)
-    parser.add_argument("--skip", action="append", default=[], help="throughput|latency|queries")
+    parser.add_argument(
+        "--skip", action="append", default=[], help="throughput|audit|latency|queries"
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     base = Settings()
@@ -133,7 +174,9 @@ def main() -> None:
     }
     if "throughput" not in args.skip:
         console.print(f"throughput: {args.events:,} events through the worker…")
-        result["throughput"] = _run(base, "ours", heating_records(args.events, seed=1))
+        result["throughput"] = _run(
+            base, "ours", heating_records(args.events, seed=1), audit="audit" not in args.skip
+        )
         console.print(f"naive baseline: {args.naive_events:,} events…")
         result["naive"] = _run(
             base, "naive", heating_records(args.naive_events, seed=2), naive=True
@@ -162,6 +205,22 @@ def _print(result: dict[str, Any]) -> None:
             f"naive baseline, {n['events']:,} events", f"{n['events_per_s']:,} events/s", ""
         )
         table.add_row("ratio to the naive baseline", f"{result['ratio_vs_naive']}×", "≥ 10×")
+    if "replay_ledger" in result.get("throughput", {}):
+        t = result["throughput"]
+        table.add_row(
+            f"audit verify, {t['verify']['rows']:,} rows",
+            f"{t['verify']['rows_per_s']:,} rows/s, {t['verify']['breaks']} breaks",
+            "",
+        )
+        for name, source, target in (
+            ("replay_ledger", "the ledger", "≥ 100,000"),
+            ("replay_kafka", "Kafka", "≥ 40,000"),
+        ):
+            table.add_row(
+                f"audit replay from {source}, {t[name]['events']:,} events",
+                f"{t[name]['events_per_s']:,} events/s, {t[name]['differences']} differences",
+                target,
+            )
     if "latency" in result:
         lat = result["latency"]
         table.add_row(

@@ -47,7 +47,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     topic = app.topic(settings.topic_name(HEATING.name), value_serializer="raw")
 
-    @app.agent(topic)  # type: ignore[misc]
+    @app.agent(topic)
     async def naive(stream: Any) -> None:
         conn = await connect_async(settings)
         await conn.set_autocommit(True)

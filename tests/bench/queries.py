@@ -34,7 +34,8 @@ SELECT lpad(to_hex(i), 32, '0')::uuid,
        jsonb_build_object(kind.metric, ((i %% 9973) + 1)::text),
        jsonb_build_object('event_type', kind.event_type, 'department', kind.department,
                           'project', 'project ' || (i %% 5000), 'quantity', (i %% 9973) + 1),
-       'bench.' || kind.event_type, (i %% 6)::int, i, '\\x00'::bytea, '\\x00'::bytea
+       %(namespace)s || 'city.' || kind.department || '.v1', (i %% 6)::int, i,
+       '\\x00'::bytea, '\\x00'::bytea
 FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i
 CROSS JOIN LATERAL (
     SELECT ts FROM (SELECT timestamptz '2024-01-01 00:00+08'
@@ -98,6 +99,7 @@ def fill(settings: Settings, rows: int) -> float:
                         "departments": [d for _, d, _ in k],
                         "metrics": [m for _, _, m in k],
                         "kinds": len(k),
+                        "namespace": settings.topic_namespace,
                     },
                 )
             progress.update(task, completed=last + 1)

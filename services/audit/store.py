@@ -24,7 +24,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.types.json import set_json_loads
 
 from services.settings import Settings
-from streams.db import DatabaseError, DatabaseUnavailable, connect
+from streams.db import connect, errors
 from streams.rollup import RollupKey
 
 TP = tuple[str, int]
@@ -35,17 +35,6 @@ Conn = psycopg.Connection[Any]
 FETCH_ROWS = 20_000
 
 _cursor_names = itertools.count(1)
-
-
-@contextmanager
-def errors(what: str) -> Iterator[None]:
-    """Driver errors leave as the project's own, naming what was being done."""
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"{what} failed: {exc}".strip()) from exc
-    except psycopg.Error as exc:
-        raise DatabaseError(f"{what} failed: {exc}".strip()) from exc
 
 
 @contextmanager

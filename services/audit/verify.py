@@ -35,6 +35,7 @@ from typing import Any, Literal
 from services.audit import store
 from services.settings import Settings
 from streams.chain import GENESIS, canonical, link
+from streams.db import errors
 
 TP = tuple[str, int]
 BreakKind = Literal["content", "link", "inserted", "column", "head"]
@@ -357,7 +358,7 @@ def verify(settings: Settings, *, progress: ProgressHook | None = None) -> Verif
         heads = store.consumer_offsets(conn)
         advance: Callable[[int], None] | None = None
         if progress is not None:
-            with store.errors("counting ledger rows"):
+            with errors("counting ledger rows"):
                 row = conn.execute("SELECT count(*) FROM events").fetchone()
             advance = progress(int(row[0]) if row else 0)
         walker = ChainWalker(heads)

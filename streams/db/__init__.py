@@ -6,6 +6,9 @@ Reads ``CITYSTREAM_DATABASE_URL`` and ``CITYSTREAM_DB_SCHEMA``; every connection
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 from psycopg import sql
 
@@ -18,6 +21,17 @@ class DatabaseError(RuntimeError):
 
 class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached right now; retrying later may succeed."""
+
+
+@contextmanager
+def errors(what: str) -> Iterator[None]:
+    """Driver errors leave as the project's own, naming what was being done."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"{what} failed: {exc}".strip()) from exc
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{what} failed: {exc}".strip()) from exc
 
 
 def conninfo(settings: Settings, *, admin: bool = False) -> str:

@@ -10,8 +10,7 @@ driver errors leave as :class:`streams.db.DatabaseError`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,7 +23,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from streams.db import DatabaseError, DatabaseUnavailable
+from streams.db import errors as _errors
 
 
 @dataclass(frozen=True)
@@ -103,16 +102,6 @@ class CorrectionRow:
     corrects: UUID
     occurred_at: datetime
     measures: dict[str, Decimal]
-
-
-@contextmanager
-def _errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"{what} failed: {exc}".strip()) from exc
-    except psycopg.Error as exc:
-        raise DatabaseError(f"{what} failed: {exc}".strip()) from exc
 
 
 _LATEST = """

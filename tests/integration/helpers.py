@@ -64,45 +64,7 @@ def consumed_everything(settings: Settings) -> bool:
 
 
 def chain_breaks(settings: Settings) -> list[str]:
-    """Recompute every partition's hash chain from the stored rows; list the broken links."""
-    from streams.chain import GENESIS, canonical, link
+    """Every broken link of every partition's hash chain, as ``audit verify`` finds them."""
+    from services.audit.verify import verify
 
-    with connect(settings) as conn:
-        rows = conn.execute(
-            """SELECT event_id, topic, partition, kafka_offset, ingested_at, payload, measures,
-                      prev_hash, hash
-               FROM events ORDER BY topic, partition, kafka_offset"""
-        ).fetchall()
-        heads = dict(
-            ((t, p), bytes(h))
-            for t, p, h in conn.execute("SELECT topic, partition, last_hash FROM consumer_offsets")
-        )
-    breaks = []
-    prev: dict[tuple[str, int], bytes] = {}
-    for (
-        event_id,
-        topic,
-        partition,
-        offset,
-        ingested_at,
-        payload,
-        measures,
-        prev_hash,
-        hash_,
-    ) in rows:
-        tp = (topic, partition)
-        expected_prev = prev.get(tp, GENESIS)
-        content = canonical(
-            event_id=event_id,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            ingested_at=ingested_at,
-            payload=payload,
-            measures=measures,
-        )
-        if bytes(prev_hash) != expected_prev or bytes(hash_) != link(expected_prev, content):
-            breaks.append(f"{topic}[{partition}]@{offset} {event_id}")
-        prev[tp] = link(expected_prev, content)
-    breaks.extend(f"head of {tp}" for tp, head in prev.items() if heads.get(tp) != head)
-    return breaks
+    return [f"{b.where} {b.event_id} {b.kind}: {b.detail}" for b in verify(settings).breaks]

@@ -82,10 +82,13 @@ def _run(
     *,
     naive: bool = False,
     audit: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     settings = pipeline.isolated(base, label)
     module = "tests.bench.naive" if naive else "services.cli"
-    worker = pipeline.Process(settings, module, OUT / f"bench-{label}.log")
+    processes = [
+        pipeline.Process(settings, module, OUT / f"bench-{label}-{n}.log") for n in range(workers)
+    ]
     try:
         _warm_up(settings, naive)
         sent = pipeline.produce(settings, records)
@@ -93,14 +96,17 @@ def _run(
             visible = pipeline.wait_rows(settings, "events", len(records) + 1, timeout_s=3600)
         else:
             visible = pipeline.wait_visible(settings, sent.ends, timeout_s=3600)
-        worker.stop()
+        for process in processes:
+            process.stop()
         audited = _audit(settings) if audit else {}
     finally:
-        worker.stop()
+        for process in processes:
+            process.stop()
         pipeline.drop(settings)
     seconds = visible - sent.started
     return {
         "events": len(records),
+        "worker_processes": workers,
         "seconds": round(seconds, 2),
         "events_per_s": round(len(records) / seconds),
         "producer_events_per_s": round(len(records) / (sent.finished - sent.started)),
@@ -158,6 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--naive-events", type=int, default=20_000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes in one group (throughput)"
+    )
     parser.add_argument("--rate", type=float, default=5_000)
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--ledger-rows", type=int, default=10_000_000)
@@ -175,7 +184,11 @@ def main() -> None:
     if "throughput" not in args.skip:
         console.print(f"throughput: {args.events:,} events through the worker…")
         result["throughput"] = _run(
-            base, "ours", heating_records(args.events, seed=1), audit="audit" not in args.skip
+            base,
+            "ours",
+            heating_records(args.events, seed=1),
+            audit="audit" not in args.skip,
+            workers=args.workers,
         )
         console.print(f"naive baseline: {args.naive_events:,} events…")
         result["naive"] = _run(
@@ -199,7 +212,9 @@ def _print(result: dict[str, Any]) -> None:
     if "throughput" in result:
         t, n = result["throughput"], result["naive"]
         table.add_row(
-            f"end to end, {t['events']:,} events", f"{t['events_per_s']:,} events/s", "≥ 20,000"
+            f"end to end, {t['events']:,} events, {t['worker_processes']} worker(s)",
+            f"{t['events_per_s']:,} events/s",
+            "≥ 20,000",
         )
         table.add_row(
             f"naive baseline, {n['events']:,} events", f"{n['events_per_s']:,} events/s", ""

@@ -1,4 +1,4 @@
-"""The faust app of ``citystream worker``: one agent per event family, one batch sink.
+"""The faust app of ``citystream worker``: one batch loop per event family, one batch sink.
 
 Reads topics ``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended), writes
 ``city.deadletter.v1`` and the tables of ``streams.db.ledger``. Kafka's committed offsets
@@ -35,15 +35,28 @@ log = logging.getLogger("citystream.worker")
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
+# A sink statement running longer than this (stuck behind a lock, a server in trouble)
+# fails, and the batch is retried on the same terms as any database error.
+STATEMENT_TIMEOUT_S = 60.0
+
+# How often the offsets PostgreSQL stored are copied to the group's Kafka offsets.
+KAFKA_COMMIT_INTERVAL_S = 2.0
+
 StoredOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
 
 
-class _DatabaseOffsetsConsumer(faust_aiokafka.Consumer):
-    """faust's Kafka consumer, except that "committed" means what PostgreSQL recorded.
+class _BatchingConsumer(faust_aiokafka.Consumer):
+    """faust's Kafka consumer, handing whole fetches to the families' batch loops.
 
-    faust starts (and, after every rebalance, restarts) each partition at the offset
-    ``seek_to_committed`` returns; that is the one place to decide where reading resumes,
-    so the stored offsets replace Kafka's there and nothing can seek after them.
+    Two changes to faust's behaviour, both at the points faust itself decides them:
+
+    - where reading resumes: faust starts (and, after every rebalance, restarts) each
+      partition at the offset ``seek_to_committed`` returns; the offsets PostgreSQL stored
+      replace Kafka's there, so nothing can seek after them;
+    - how records reach the sink: faust turns every record into an event, queues it for
+      a stream, races its delivery against a rebalance with four futures, and acks it one
+      by one; at full speed that was half the worker's CPU (py-spy, ``make bench``). Here
+      each fetch goes to the family's inbox as one list of ``Record``s, raced once.
     """
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
@@ -61,21 +74,24 @@ class _DatabaseOffsetsConsumer(faust_aiokafka.Consumer):
         return committed
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        """faust's fetch loop, racing each fetched batch against a rebalance once.
-
-        faust races every single record's delivery against ``suspend_flow`` (set when a
-        rebalance starts) with four futures and an ``asyncio.wait``; at full speed that was
-        a fifth of the worker's CPU (py-spy, ``make bench``). One race per batch keeps the
-        behaviour that matters: a rebalance stops delivery at once. Records fetched but not
-        delivered are read again, because ``seek_to_committed`` moves every assigned
-        partition to the offset PostgreSQL stored.
-        """
+        # Replaces faust's per-record loop (faust/transport/consumer.py, pinned 0.15.3).
+        # faust's getmany still decides what may be yielded: it stops at a rebalance and
+        # yields only records of active partitions.
+        committed_at = time.monotonic()
         try:
             while not (self.should_stop or fetcher.should_stop):
-                batch = [item async for item in self.getmany(timeout=1.0)]
+                fetched: dict[str, list[Record]] = {}
+                async for tp, message in self.getmany(timeout=1.0):
+                    fetched.setdefault(tp.topic, []).append(_record(message))
                 await self.sleep(0)
-                if batch and not self.should_stop:
-                    await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
+                if fetched and not self.should_stop:
+                    # A rebalance (suspend_flow) stops the hand-over: what was not handed
+                    # over is read again from the offsets PostgreSQL stored.
+                    await self.wait_first(self._hand_over(fetched), self.suspend_flow.wait())
+                if time.monotonic() - committed_at >= KAFKA_COMMIT_INTERVAL_S:
+                    # Between fetches, as faust commits: never beside a fetch in flight.
+                    committed_at = time.monotonic()
+                    await self._commit_written()
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -84,42 +100,44 @@ class _DatabaseOffsetsConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+        except Exception:
+            log.exception("the fetch loop failed")
+            raise
 
-    async def _deliver(self, batch: list[tuple[TP, Any]]) -> None:
-        callback = self.callback
-        read_offset = self._read_offset
-        generation = self.app.consumer_generation_id
-        for n, (tp, message) in enumerate(batch):
-            if not self.flow_active or self.app.consumer_generation_id != generation:
-                return  # a rebalance began: the new assignment seeks to the stored offsets
-            offset = message.offset
-            last = read_offset[tp]
-            if last is not None and offset < last:
-                continue  # delivered already
-            if (
-                last is not None
-                and offset - last > 1
-                and self.app.topics.acks_enabled_for(tp.topic)
-            ):
-                # Offsets never delivered (a compacted or transactional topic): faust's
-                # Kafka commit must be allowed to move past them.
-                await self._add_gap(tp, last + 1, offset)
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
-            await callback(message)
-            read_offset[tp] = offset
-            if n % 200 == 199:
-                await asyncio.sleep(0)  # let heartbeats and the agent run
+    async def _commit_written(self) -> None:
+        """Copy the offsets PostgreSQL stored to the group's Kafka offsets (for lag tools
+        only: reading resumes from PostgreSQL's)."""
+        if not self.flow_active:
+            return  # rebalancing: the next owner resumes from PostgreSQL anyway
+        assigned = self.assignment()
+        offsets: dict[TP, int] = {}
+        for family in cast(_App, self.app).families.values():
+            offsets.update(family.take_written())
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if offsets:
+            await self._commit(offsets)
+
+    async def _hand_over(self, fetched: dict[str, list[Record]]) -> None:
+        families = cast(_App, self.app).families
+        for topic, records in fetched.items():
+            # The epoch is read now, not at the fetch: a revocation between the two makes
+            # these records current, so they are written (once: the ledger drops ids it
+            # holds) rather than dropped after the seek that would have re-read them.
+            family = families.get(topic)
+            if family is None:
+                log.error("records of a topic no family reads", extra={"topic": topic})
+                continue
+            await family.inbox.put((family.epoch, records))
 
 
 class _Transport(faust_aiokafka.Transport):
-    Consumer = _DatabaseOffsetsConsumer
+    Consumer = _BatchingConsumer
 
 
 class _App(faust.App):
     def __init__(self, *args: Any, stored_offsets: StoredOffsets, **kwargs: Any) -> None:
         self.stored_offsets = stored_offsets
+        self.families: dict[str, _Family] = {}
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:
@@ -158,18 +176,30 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 4,
-        broker_commit_every=settings.batch_size,
         # A broker that restarts can answer its first metadata requests before it has loaded
         # its topics; the group is then assigned nothing until the metadata is refreshed
         # (every 5 minutes by default). 10 s bounds that stall (chaos suite, broker restart).
         consumer_metadata_max_age_ms=10_000,
-        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
     )
     deadletters = app.topic(settings.topic_name(DEADLETTER_TOPIC), value_serializer="raw")
 
     for spec in ALL:
-        _register_agent(app, settings, spec, deadletters)
+        family = _Family(app, settings, spec, deadletters)
+        # Subscribing the topic is what makes the group assign its partitions to us.
+        app.topics.add(
+            app.topic(family.topic, value_serializer="raw", partitions=settings.topic_partitions)
+        )
+        app.families[family.topic] = family
+        app.task(family.run)
 
+    async def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        writes = [w for family in app.families.values() if (w := family.on_revoked()) is not None]
+        if writes:
+            # Bounded: with PostgreSQL away a write retries until it returns.
+            await asyncio.wait(writes, timeout=settings.session_timeout_s)
+
+    # mode's stubs type async receivers as returning None | Awaitable | None; it awaits them.
+    app.on_partitions_revoked.connect(cast(Any, revoked))
     return app
 
 
@@ -183,51 +213,116 @@ def _record(message: Any) -> Record:
     )
 
 
-def _register_agent(app: faust.App, settings: Settings, spec: TopicSpec, deadletters: Any) -> None:
-    topic = app.topic(
-        settings.topic_name(spec.name), value_serializer="raw", partitions=settings.topic_partitions
-    )
+class _Family:
+    """The batch loop of one event family (topic ``city.<family>.v1``).
 
-    async def agent(stream: Any) -> None:
-        conn = await _connect_with_retry(settings)
-        writing: asyncio.Task[None] | None = None
+    take a batch (``CITYSTREAM_BATCH_SIZE`` records, or what arrived within
+    ``CITYSTREAM_BATCH_WAIT_S``) → ``prepare`` (decode, validate) → one PostgreSQL
+    transaction (``write_batch``) → dead letters to their topic. One write at a time, in
+    order: batch N+1 is decoded while batch N waits on PostgreSQL, and N+1's transaction
+    starts after N's commit, so it sees N's rows (duplicates, corrections) and chain head.
+    """
 
-        async def commit(events: list[Any], batch: Batch, prepare_s: float) -> None:
-            nonlocal conn
-            started = time.perf_counter()
-            conn, result = await _write_with_retry(settings, conn, batch)
-            # After the commit: the deadletters table already holds these, so a crash here
-            # loses at most the topic copy, never the record itself.
-            for record, why in result.rejected:
-                await _publish_deadletter(deadletters, record, why)
-            for event in events:
-                await stream.ack(event)
-            _observe(app, spec, batch, result, prepare_s + time.perf_counter() - started)
+    def __init__(self, app: _App, settings: Settings, spec: TopicSpec, deadletters: Any) -> None:
+        self.app = app
+        self.settings = settings
+        self.spec = spec
+        self.deadletters = deadletters
+        self.topic = settings.topic_name(spec.name)
+        # A few fetches ahead at most; beyond that the consumer waits (back-pressure).
+        self.inbox: asyncio.Queue[tuple[int, list[Record]]] = asyncio.Queue(maxsize=4)
+        # Bumped when partitions are revoked: records read before that are dropped unread
+        # (the partitions' next owner, maybe us, reads them from the stored offsets).
+        self.epoch = 0
+        self._carry: tuple[int, list[Record]] = (0, [])
+        self._writing: asyncio.Task[None] | None = None
+        self._written: dict[TP, int] = {}
+        self._conn: Any = None
 
+    async def run(self) -> None:
+        self._conn = await _connect_with_retry(self.settings)
         try:
-            async for events in stream.noack().noack_take(
-                settings.batch_size, within=settings.batch_wait_s
-            ):
+            while True:
+                epoch, records = await self._take()
+                if not records:
+                    continue
                 started = time.perf_counter()
-                batch = prepare(spec, [_record(e.message) for e in events])
+                batch = prepare(self.spec, records)
                 prepare_s = time.perf_counter() - started
-                # One write at a time, in batch order: batch N+1 is read and decoded while
-                # batch N waits on PostgreSQL, and N+1's transaction starts after N's
-                # commit, so it sees N's rows (duplicates, corrections) and chain head.
-                if writing is not None:
-                    await writing
-                writing = asyncio.create_task(commit(events, batch, prepare_s))
-            if writing is not None:
-                await writing
+                if self._writing is not None:
+                    await self._writing
+                if epoch == self.epoch:
+                    self._writing = asyncio.create_task(self._commit(batch, prepare_s))
         finally:
-            if writing is not None and not writing.done():
-                # Stopping: a transaction cut short rolls back, its records were not acked
-                # and are read again from the offsets PostgreSQL stored.
-                writing.cancel()
+            if self._writing is not None and not self._writing.done():
+                # Stopping: a transaction cut short rolls back; its records are read
+                # again from the offsets PostgreSQL stored.
+                self._writing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await writing
+                    await self._writing
+            await self._conn.close()
 
-    app.agent(topic, name=spec.family, concurrency=1)(agent)
+    async def _take(self) -> tuple[int, list[Record]]:
+        """Up to ``batch_size`` records of the current epoch, or what came within the wait.
+
+        Records of an earlier epoch are dropped: the seek that follows every revocation
+        moves each partition back to the offset PostgreSQL stored, which is at or before
+        every record not yet written, so they are read again.
+        """
+        size, within = self.settings.batch_size, self.settings.batch_wait_s
+        loop = asyncio.get_running_loop()
+        epoch, records = self._carry if self._carry[0] == self.epoch else (self.epoch, [])
+        self._carry = (epoch, [])
+        deadline = loop.time() + within
+        while len(records) < size:
+            try:
+                got, fetched = self.inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                wait = None if not records else deadline - loop.time()
+                if wait is not None and wait <= 0:
+                    break
+                try:
+                    got, fetched = await asyncio.wait_for(self.inbox.get(), wait)
+                except TimeoutError:
+                    break
+            if got != self.epoch:
+                continue
+            if got != epoch:
+                epoch, records = got, []  # revoked while gathering: start over
+            if not records:
+                deadline = loop.time() + within
+            records.extend(fetched)
+        self._carry = (epoch, records[size:])
+        return epoch, records[:size]
+
+    async def _commit(self, batch: Batch, prepare_s: float) -> None:
+        started = time.perf_counter()
+        self._conn, result = await _write_with_retry(self.settings, self._conn, batch)
+        # After the commit: the deadletters table already holds these, so a crash here
+        # loses at most the topic copy, never the record itself.
+        for record, why in result.rejected:
+            await _publish_deadletter(self.deadletters, record, why)
+        for (topic, partition), offset in batch.next_offsets.items():
+            self._written[TP(topic, partition)] = offset
+        try:
+            _observe(self.app, self.spec, batch, result, prepare_s + time.perf_counter() - started)
+        except Exception:  # the batch is committed; a metrics bug must not stop the family
+            log.exception("observing a written batch failed")
+
+    def on_revoked(self) -> asyncio.Task[None] | None:
+        """Drop what was read but not written; return the write still in flight, which
+        the revocation lets finish first, so that a partition's next owner starts after
+        it (as faust waits for its own streams)."""
+        self.epoch += 1
+        while not self.inbox.empty():
+            self.inbox.get_nowait()
+        if self._writing is not None and not self._writing.done():
+            return self._writing
+        return None
+
+    def take_written(self) -> dict[TP, int]:
+        written, self._written = self._written, {}
+        return written
 
 
 # The topic copy of a dead letter stays well under Kafka's 1 MB request limit; a larger
@@ -316,7 +411,7 @@ async def _connect_with_retry(settings: Settings) -> Any:
     attempt = 0
     while True:
         try:
-            return await connect_async(settings)
+            return await connect_async(settings, statement_timeout_s=STATEMENT_TIMEOUT_S)
         except DatabaseUnavailable as exc:
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
             log.warning("database unavailable, retrying in %.1fs: %s", delay, exc)

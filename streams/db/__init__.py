@@ -42,6 +42,9 @@ def conninfo(settings: Settings, *, admin: bool = False) -> str:
         url.get_secret_value(),
         options=f"-c search_path={settings.db_schema}",
         application_name="citystream",
+        # A server that accepts the connection but never answers (starting up, or a
+        # half-open network path) must not hang a worker: it fails and is retried.
+        connect_timeout=10,
     )
 
 
@@ -54,9 +57,20 @@ def connect(
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
 
 
-async def connect_async(settings: Settings) -> psycopg.AsyncConnection:
+async def connect_async(
+    settings: Settings, *, statement_timeout_s: float | None = None
+) -> psycopg.AsyncConnection:
+    """``statement_timeout_s`` bounds every statement of the session (the worker's sink:
+    a write stuck behind a lock fails and is retried instead of stalling the family)."""
+    info = conninfo(settings)
+    if statement_timeout_s is not None:
+        info = psycopg.conninfo.make_conninfo(
+            info,
+            options=f"-c search_path={settings.db_schema} "
+            f"-c statement_timeout={int(statement_timeout_s * 1000)}",
+        )
     try:
-        return await psycopg.AsyncConnection.connect(conninfo(settings))
+        return await psycopg.AsyncConnection.connect(info)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
 

@@ -6,7 +6,6 @@ Tables: ``events``, ``metric_daily``, ``deadletters``, ``consumer_offsets``.
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -272,15 +271,15 @@ RETURNING event_id"""
         for name, _ in _STAGE_COLUMNS
     ),
 )
-_STAGED: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 
 
 async def _insert_events(
     conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]
 ) -> psycopg.AsyncCursor[Any]:
-    if conn not in _STAGED:
-        await conn.execute(_CREATE_STAGE)
-        _STAGED.add(conn)
+    # Created in the batch's own transaction every time: a table created once per
+    # connection vanished with the first batch's rollback (a retried batch then failed
+    # on "schema pg_temp does not exist" until the connection was replaced).
+    await conn.execute(_CREATE_STAGE)
     async with conn.cursor().copy(_COPY_STAGE) as copy:
         copy.set_types([kind for _, kind in _STAGE_COLUMNS])
         for row in rows:

@@ -164,7 +164,10 @@ async def _split_known(
     """
     ids = [event.event_id for _, event in accepted]
     cur = await conn.execute(
-        "SELECT event_id, payload FROM events WHERE event_id = ANY(%s)", (ids,)
+        # %b: the ids go as one binary uuid[] (the text form was quoted id by id, ~4 µs
+        # per event in this query alone).
+        "SELECT event_id, payload FROM events WHERE event_id = ANY(%b)",
+        (ids,),
     )
     stored = {row[0]: row[1] for row in await cur.fetchall()}
     return split_known(accepted, stored, lambda event: event.model_dump(mode="json"))
@@ -287,9 +290,10 @@ async def _insert_events(
     return await conn.execute(_INSERT_EVENTS)
 
 
+# %b: arrays of a few thousand groups go in binary; the text form quotes every element.
 _UPSERT_ROLLUP = """
 INSERT INTO metric_daily (day, district, metric, total, events)
-SELECT * FROM unnest(%s::date[], %s::text[], %s::text[], %s::numeric[], %s::bigint[])
+SELECT * FROM unnest(%b::date[], %b::text[], %b::text[], %b::numeric[], %b::bigint[])
 ON CONFLICT (day, district, metric) DO UPDATE
 SET total = metric_daily.total + EXCLUDED.total, events = metric_daily.events + EXCLUDED.events
 """

@@ -43,6 +43,7 @@ from schemas.envelope import Envelope
 from schemas.heating import HeatingAreaConnected
 from schemas.parking import ParkingSpacesOpened
 from schemas.topics import HEATING, PARKING
+from services.audit.replay import replay_from_kafka, replay_from_ledger
 from services.producer import Producer, ensure_topics
 from services.progress import caught_up
 from services.settings import Settings
@@ -321,6 +322,12 @@ def test_exactly_once_through_crashes_outages_and_rebalances(
         for metric, quantity in event.measures().items():
             expected_totals[metric] += quantity  # type: ignore[assignment]
     breaks = chain_breaks(settings)
+    # What an auditor gets for the same run: every rollup recomputed from Kafka and from
+    # the ledger with the workers' own code, compared with the live table.
+    replays = {
+        source: replay(settings, topics=[HEATING.family, PARKING.family])
+        for source, replay in (("kafka", replay_from_kafka), ("ledger", replay_from_ledger))
+    }
     logs = first.logs(tail=None) + second.logs(tail=None)
     resumed = logs.count("resuming at the offsets stored in PostgreSQL")
     outcome = {
@@ -332,6 +339,8 @@ def test_exactly_once_through_crashes_outages_and_rebalances(
         "ledger_rows": len(figures["ids"]),
         "deadletters": len(figures["dead"]),
         "chain_breaks": len(breaks),
+        "replay_kafka_differences": len(replays["kafka"].differences()),
+        "replay_ledger_differences": len(replays["ledger"].differences()),
         "sink_retries_logged": logs.count("batch not written, retrying"),
         "resumed_from_postgres_logged": resumed,
         "totals": {
@@ -348,6 +357,9 @@ def test_exactly_once_through_crashes_outages_and_rebalances(
     assert figures["rollups"] == expected_rollups
     assert Counter(figures["dead"]) == Counter(work.invalid), "dead letters ≠ the invalid records"
     assert breaks == []
+    for source, replayed in replays.items():
+        assert replayed.differences() == [], f"replay from {source} differs from the rollups"
+        assert replayed.accepted == len(work.valid), f"replay from {source} accepted another set"
     # The disruptions really happened: three kills, and the worker resumed each time from
     # the offsets PostgreSQL stored.
     assert first.starts == 4
@@ -374,6 +386,8 @@ def _print(outcome: dict[str, Any]) -> None:
         "ledger_rows",
         "deadletters",
         "chain_breaks",
+        "replay_kafka_differences",
+        "replay_ledger_differences",
         "sink_retries_logged",
         "resumed_from_postgres_logged",
     ):

@@ -419,8 +419,8 @@ def _run(
 def _no_cycle_collector() -> Iterator[None]:
     """Python's cycle collector off for the replay: the state keeps an object or two per
     event ever seen (ids, contents, originals), and every full collection walked all of
-    them again: about 30% of the time of a million-record replay from Kafka (``make bench``). What the
-    replay allocates is acyclic; anything else is collected when it ends."""
+    them again, about 30% of the time of a million-record replay from Kafka (``make
+    bench``). What the replay allocates is acyclic; anything else is collected at the end."""
     enabled = gc.isenabled()
     gc.disable()
     try:

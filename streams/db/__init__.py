@@ -34,13 +34,20 @@ def errors(what: str) -> Iterator[None]:
         raise DatabaseError(f"{what} failed: {exc}".strip()) from exc
 
 
-def conninfo(settings: Settings, *, admin: bool = False) -> str:
+def conninfo(
+    settings: Settings, *, admin: bool = False, statement_timeout_s: float | None = None
+) -> str:
+    """``statement_timeout_s`` bounds every statement of the session (the worker's sink:
+    a write stuck behind a lock fails and is retried instead of stalling the family)."""
     url = settings.database_url
     if admin and settings.admin_database_url is not None:
         url = settings.admin_database_url
+    options = f"-c search_path={settings.db_schema}"
+    if statement_timeout_s is not None:
+        options += f" -c statement_timeout={int(statement_timeout_s * 1000)}"
     return psycopg.conninfo.make_conninfo(
         url.get_secret_value(),
-        options=f"-c search_path={settings.db_schema}",
+        options=options,
         application_name="citystream",
         # A server that accepts the connection but never answers (starting up, or a
         # half-open network path) must not hang a worker: it fails and is retried.
@@ -60,17 +67,10 @@ def connect(
 async def connect_async(
     settings: Settings, *, statement_timeout_s: float | None = None
 ) -> psycopg.AsyncConnection:
-    """``statement_timeout_s`` bounds every statement of the session (the worker's sink:
-    a write stuck behind a lock fails and is retried instead of stalling the family)."""
-    info = conninfo(settings)
-    if statement_timeout_s is not None:
-        info = psycopg.conninfo.make_conninfo(
-            info,
-            options=f"-c search_path={settings.db_schema} "
-            f"-c statement_timeout={int(statement_timeout_s * 1000)}",
-        )
     try:
-        return await psycopg.AsyncConnection.connect(info)
+        return await psycopg.AsyncConnection.connect(
+            conninfo(settings, statement_timeout_s=statement_timeout_s)
+        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
 

@@ -163,7 +163,11 @@ def _set_reader_password(conn: Connection[Any], password: str, app_role: object)
 
 
 def timescale_available(conn: Connection[Any]) -> bool:
+    """Installed *and* preloaded: an installed library that the server does not preload
+    is listed in ``pg_available_extensions`` yet cannot be created."""
     row = conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+        """SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+                  AND 'timescaledb' = ANY(string_to_array(
+                      replace(current_setting('shared_preload_libraries'), ' ', ''), ','))"""
     ).fetchone()
-    return row is not None
+    return bool(row and row[0])

@@ -25,7 +25,15 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from schemas.envelope import DEPARTMENTS, Envelope, EventId
-from schemas.fields import Metric, Note, Person, decimal_places, rule_error, signed_decimal
+from schemas.fields import (
+    Metric,
+    Name,
+    Note,
+    Person,
+    decimal_places,
+    rule_error,
+    signed_decimal,
+)
 
 CORRECTION = "correction"
 
@@ -49,6 +57,13 @@ class Correction(Envelope):
     )
     reason: Note = Field(description="why the figure was wrong (non-empty)")
     approved_by: Person = Field(description="who approved the correction (non-empty)")
+    # Required here, unlike on other events: it is the correction's identity. The same
+    # correction sent again under a new event_id (a retried script, a re-imported sheet)
+    # carries the same reference and is refused instead of applied twice.
+    source_ref: Name = Field(
+        description="the correction's own reference (审批单号, approval number), unique per "
+        "department: a correction re-sent under another event_id is refused"
+    )
 
     @field_validator("metric")
     @classmethod

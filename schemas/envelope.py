@@ -13,7 +13,15 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from uuid6 import uuid7
 
 from schemas.districts import District, district_code
@@ -28,9 +36,9 @@ Department = Literal["housing", "education", "heating", "parking", "drainage"]
 DEPARTMENTS: tuple[str, ...] = get_args(Department)
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
-# Nothing the platform tracks happened before 2000 (the reports start in 2018); earlier
-# dates are spreadsheet defaults such as 1900-01-00 or the Unix epoch, not history.
-EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=CST)
+# Nothing the platform tracks happened, or was reported, before 2000 (the reports start in
+# 2018); earlier dates are spreadsheet defaults such as 1900-01-00 or the Unix epoch.
+EARLIEST = datetime(2000, 1, 1, tzinfo=CST)
 # Clocks of department systems drift a little: a report stamped a few minutes before the
 # event it reports is skew, not a mistake.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -61,6 +69,22 @@ def _district(value: object) -> object:
 
 
 DistrictField = Annotated[District, BeforeValidator(_district)]
+
+
+def _not_before_2000(value: datetime) -> datetime:
+    if value < EARLIEST:
+        raise rule_error(
+            "too_early",
+            rule="on or after 2000-01-01T00:00:00+08:00",
+            zh="早于 2000 年，不是本平台记录的事件"
+            "（是否为表格默认日期 1900-01-00 或 1970-01-01？）",
+            en="is before 2000, which no event of the platform is "
+            "(a spreadsheet default such as 1900-01-00 or 1970-01-01?)",
+        )
+    return value
+
+
+NOT_BEFORE_2000 = AfterValidator(_not_before_2000)
 EventId = Annotated[uuid.UUID, NOT_NIL]
 
 
@@ -83,11 +107,11 @@ class Envelope(BaseModel):
             "accepted and stored as the code"
         )
     )
-    occurred_at: Annotated[AwareDatetime, ISO_ONLY] = Field(
-        ge=EARLIEST_OCCURRED_AT,
-        description="when it happened (event time), ISO 8601 with offset, not in the future",
+    occurred_at: Annotated[AwareDatetime, ISO_ONLY, NOT_BEFORE_2000] = Field(
+        description="when it happened (event time), ISO 8601 with offset, from 2000 on, "
+        "not in the future",
     )
-    reported_at: Annotated[AwareDatetime, ISO_ONLY] = Field(
+    reported_at: Annotated[AwareDatetime, ISO_ONLY, NOT_BEFORE_2000] = Field(
         description="when the department sent it; not before occurred_at (5 minutes of skew)"
     )
     project: Name | None = Field(

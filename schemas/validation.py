@@ -9,6 +9,12 @@ count). Checks run in this order, and the first failure is reported:
 4. the department may write this topic, 5. the event model (fields in declaration order,
 then unknown fields, then cross-field rules), 6. the clock (``in_future``).
 
+The clock is the record's own Kafka timestamp (:func:`record_clock`). The ``city.*`` topics
+are created with ``message.timestamp.type=LogAppendTime``, so the broker stamps it on append
+and a sender cannot move "now"; a record from before that setting keeps the CreateTime its
+producer chose, and is judged against that, as it was when first consumed, so replay gives
+the same verdict. A timestamp no clock can show is ``invalid_timestamp``.
+
 =========================== ===================== =============================================
 reason                      field                 meaning → what to do
 =========================== ===================== =============================================
@@ -30,7 +36,7 @@ unknown_field               that field            not in the contract (also pipe
 invalid_field               that field            wrong type or format: not a number, integer,
                                                   UUID, ISO 8601 date-time with offset, not an
                                                   allowed value, control characters, too long
-out_of_range                that field            ≤ 0, above the per-event bound, before 2000,
+out_of_range                that field            ≤ 0, above the per-event bound,
                                                   an implausible ratio, a zero or oversized
                                                   correction delta → fix the quantity or unit
 not_finite                  that field            "NaN" or "Infinity" → send a finite number
@@ -42,13 +48,22 @@ empty_text                  that field            text empty after trimming spac
 unknown_district            district              not a code or name of the zone's districts
 unsupported_version         schema_version        only schema_version 1 exists
 in_future                   occurred_at,          more than 5 minutes after the time decode
-                            reported_at           judges by → fix the date or the clock
+                            reported_at           judges by (the broker's) → fix the date
+too_early                   occurred_at,          before 2000-01-01 (a spreadsheet default
+                            reported_at           date) → fix the date
+invalid_timestamp           kafka_timestamp       (worker) the Kafka record's timestamp is
+                                                  before 2000 or beyond any calendar → let
+                                                  the producer stamp it, fix its clock
 reported_before_occurred    reported_at           more than 5 minutes before occurred_at
 department_not_allowed      department            a department writing another family's topic
 metric_not_in_family        metric                a correction of another family's metric →
                                                   send it on that family's topic
 internal_error              –                     a bug in CityStream, not in the record →
                                                   report it; the record is kept as a dead letter
+unprocessable               (from PostgreSQL)     (worker) passed every rule, yet storing it
+                                                  failed on its own (the database's message
+                                                  says why: a value out of its range, …);
+                                                  the rest of its batch is stored
 unknown_corrected_event     corrects              (sink) the corrected event_id is not in the
                                                   ledger; decode cannot know
 correction_family_mismatch  corrects              (sink) the corrected event is of another
@@ -60,6 +75,9 @@ correction_exceeds_original  delta                (sink) the event's figure woul
 duplicate_event_id          event_id              (sink) the event_id is already recorded for
                                                   different content (an identical redelivery
                                                   is not an error: it counts once)
+duplicate_correction        source_ref            (sink) the department already sent a
+                                                  correction with this reference (审批单号)
+                                                  under another event_id: applied once
 =========================== ===================== =============================================
 
 Duplicate keys inside one JSON object are left to orjson: the last one wins.
@@ -76,7 +94,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.envelope import DEPARTMENTS, Envelope
+from schemas.envelope import DEPARTMENTS, EARLIEST, Envelope
 from schemas.topics import BY_EVENT_TYPE, TopicSpec
 
 log = logging.getLogger("citystream.validation")
@@ -104,10 +122,14 @@ REASONS: dict[str, tuple[str, str]] = {
     "unknown_district": ("未知街道", "unknown district"),
     "unsupported_version": ("不支持的版本", "unsupported schema version"),
     "in_future": ("时间在未来", "in the future"),
+    "too_early": ("时间早于 2000 年", "before 2000"),
+    "invalid_timestamp": ("Kafka 记录时间戳无效", "invalid Kafka record timestamp"),
     "reported_before_occurred": ("报送早于发生", "reported before it occurred"),
     "department_not_allowed": ("部门无权报送", "department not allowed"),
     "metric_not_in_family": ("指标不属于本类", "metric of another family"),
     "internal_error": ("系统内部错误", "internal error"),
+    # Found by the worker when the database refuses a record that passed decode.
+    "unprocessable": ("数据库无法存储该记录", "the database refused the record"),
     # Found by the sink against the ledger, never by decode.
     "unknown_corrected_event": ("被更正的事件不存在", "corrected event unknown"),
     "correction_family_mismatch": ("被更正的事件不属于本类", "corrected event of another family"),
@@ -115,6 +137,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "correction_district_mismatch": ("更正的街道与原事件不符", "correction on another district"),
     "correction_exceeds_original": ("更正后数值为负", "correction below zero"),
     "duplicate_event_id": ("event_id 已用于另一条记录", "event_id reused for other content"),
+    "duplicate_correction": ("该更正已报送过", "correction already recorded"),
 }
 
 
@@ -162,6 +185,38 @@ class Rejection:
 
 
 _reject = Rejection.build
+
+# Kafka's record timestamp types (the record batch's attribute bit).
+CREATE_TIME = 0
+LOG_APPEND_TIME = 1
+_TIMESTAMP_KINDS = {CREATE_TIME: "CreateTime", LOG_APPEND_TIME: "LogAppendTime"}
+# A record stamped before this was not sent by any system of the platform; one beyond the
+# last day datetime can hold (a CreateTime may be any 64-bit number: 2^62 ms) cannot be a
+# clock's reading.
+_EARLIEST_MS = int(EARLIEST.timestamp() * 1000)
+_LATEST_MS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp() * 1000)
+
+
+def record_clock(timestamp_ms: int | None, timestamp_type: int) -> datetime | Rejection:
+    """The time a Kafka record is judged against: its timestamp, or why it cannot be.
+
+    With ``LogAppendTime`` (the ``city.*`` topics) that is the broker's clock at append;
+    with ``CreateTime`` the producer's claim. A pure function of the record, so replay
+    judges "in the future" exactly as the worker did.
+    """
+    if timestamp_ms is not None and _EARLIEST_MS <= timestamp_ms <= _LATEST_MS:
+        return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    kind = _TIMESTAMP_KINDS.get(timestamp_type, f"type {timestamp_type}")
+    shown = "none" if timestamp_ms is None else f"{timestamp_ms} ms ({kind})"
+    return _reject(
+        "invalid_timestamp",
+        "kafka_timestamp",
+        shown,
+        rule="a Kafka record timestamp from 2000 to 9999",
+        zh="Kafka 记录的时间戳不是有效时间；请勿自行设置时间戳，或校正发送端时钟",
+        en="the Kafka record's timestamp is no real time; let the producer stamp records "
+        "(do not set timestamps) or fix the sender's clock",
+    )
 
 
 def decode(

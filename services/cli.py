@@ -112,11 +112,16 @@ def migrate() -> None:
 
 @main.command()
 def topics() -> None:
-    """Create the city.* topics that are missing (unlimited retention)."""
+    """Create the city.* topics that are missing (unlimited retention, broker timestamps)
+    and set broker timestamps (LogAppendTime) on those that exist."""
     from services.producer import ensure_topics
 
-    created = ensure_topics(get_settings())
-    console.print("created: " + (", ".join(created) if created else "none, all exist"))
+    report = ensure_topics(get_settings())
+    console.print(
+        "created: " + (", ".join(report.created) if report.created else "none, all exist")
+    )
+    for name, changes in report.fixed.items():
+        console.print(f"fixed {name}: " + "; ".join(changes))
 
 
 # --- departments ------------------------------------------------------------------------------
@@ -243,13 +248,13 @@ def import_(
 @main.command()
 def worker() -> None:
     """Consume every city.* topic into PostgreSQL until stopped (SIGTERM / Ctrl-C)."""
-    from services.producer import ensure_topics
+    from services.producer import TopicIds, ensure_topics
     from streams.worker import run
 
     settings = get_settings()
     # Started during a Kafka outage (or before the broker, in compose): wait, don't exit.
     ensure_topics(settings, wait_s=float("inf"))
-    run(settings)
+    run(settings, topic_ids=TopicIds(settings))
 
 
 @main.command()

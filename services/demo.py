@@ -236,7 +236,7 @@ def run_demo(
     console.print(
         "1/7 migrations: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     )
-    created = ensure_topics(settings)
+    created = ensure_topics(settings).created
     console.print(f"2/7 topics: {', '.join(created) if created else 'all exist'}")
 
     catalogue = validated_catalogue()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import heapq
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -41,11 +42,9 @@ class KafkaRecord:
     offset: int
     value: bytes | None
     timestamp_ms: int
-
-    @property
-    def timestamp(self) -> datetime:
-        # As the worker computes it from faust's seconds, so decode judges the same "now".
-        return datetime.fromtimestamp(self.timestamp_ms / 1000.0, UTC)
+    # CreateTime 0 or LogAppendTime 1: judged as the worker judged it
+    # (schemas.validation.record_clock).
+    timestamp_type: int
 
 
 def _ms(when: datetime) -> int:
@@ -61,6 +60,8 @@ class TopicReader:
                 bootstrap_servers=settings.kafka_bootstrap,
                 group_id=None,
                 enable_auto_commit=False,
+                # As the workers read: the records of an aborted transaction never counted.
+                isolation_level="read_committed",
                 client_id="citystream-audit",
                 # Large fetches: replay reads whole topics, the broker is the bottleneck
                 # only if each round trip brings back little.
@@ -167,7 +168,14 @@ class TopicReader:
                         if r.offset >= ends[i]:
                             break
                         buffer.append(
-                            KafkaRecord(r.topic, r.partition, r.offset, r.value, r.timestamp)
+                            KafkaRecord(
+                                r.topic,
+                                r.partition,
+                                r.offset,
+                                r.value,
+                                r.timestamp,
+                                r.timestamp_type,
+                            )
                         )
                     if buffer:
                         last_progress = time.monotonic()
@@ -239,3 +247,16 @@ def topic_retention(settings: Settings, topics: Sequence[str]) -> dict[str, tupl
         for name in topics
         if name in configs
     }
+
+
+def topic_ids(settings: Settings, topics: Sequence[str]) -> dict[str, uuid.UUID]:
+    """Topic → the id the broker gave it at creation: which incarnation Kafka holds."""
+    from services.producer import TopicIds
+
+    lookup = TopicIds(settings, timeout_s=settings.producer_timeout_s)
+    try:
+        return dict(lookup(topics))
+    except (KafkaError, OSError) as exc:
+        raise KafkaReadError(f"reading the topics' ids failed: {exc}") from exc
+    finally:
+        lookup.close()

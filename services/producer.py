@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import atexit
 import logging
+import threading
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.envelope import Envelope
@@ -138,8 +140,28 @@ def wait_for_broker(bootstrap: str, *, timeout_s: float) -> str:
         admin.close()
 
 
-def ensure_topics(settings: Settings, *, wait_s: float = 0.0) -> list[str]:
-    """Create the city.* topics that are missing; return the names created.
+# The broker stamps every record of a city.* topic as it appends it: "in the future" is then
+# judged against a clock the sending department does not control (schemas.validation).
+TOPIC_CONFIGS = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "message.timestamp.type": "LogAppendTime",
+}
+# Set on topics that exist already (made before it was, or changed since); retention is
+# left as the operator set it (`audit replay` warns when it is not unlimited).
+ENFORCED_CONFIGS = ("message.timestamp.type",)
+
+
+@dataclass(frozen=True)
+class TopicsReport:
+    created: list[str]
+    # Existing topics whose settings were changed back: name → "key: old → new".
+    fixed: dict[str, list[str]]
+
+
+def ensure_topics(settings: Settings, *, wait_s: float = 0.0) -> TopicsReport:
+    """Create the city.* topics that are missing and set ``ENFORCED_CONFIGS`` on those that
+    exist.
 
     Retention is unlimited: the topics are the audit record that replay re-reads.
     ``wait_s``: how long to keep retrying while the broker is unreachable (a worker started
@@ -158,7 +180,7 @@ def ensure_topics(settings: Settings, *, wait_s: float = 0.0) -> list[str]:
             delay = min(delay * 2, 10.0)
 
 
-def _ensure_topics(settings: Settings) -> list[str]:
+def _ensure_topics(settings: Settings) -> TopicsReport:
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="citystream-admin"
     )
@@ -166,9 +188,10 @@ def _ensure_topics(settings: Settings) -> list[str]:
         existing = set(admin.list_topics())
         wanted = [settings.topic_name(spec.name) for spec in ALL]
         wanted.append(settings.topic_name(DEADLETTER_TOPIC))
-        missing = [name for name in wanted if name not in existing]
         created = []
-        for name in missing:
+        for name in wanted:
+            if name in existing:
+                continue
             try:
                 admin.create_topics(
                     [
@@ -176,16 +199,89 @@ def _ensure_topics(settings: Settings) -> list[str]:
                             name,
                             num_partitions=settings.topic_partitions,
                             replication_factor=settings.topic_replication_factor,
-                            topic_configs={"retention.ms": "-1", "retention.bytes": "-1"},
+                            topic_configs=dict(TOPIC_CONFIGS),
                         )
                     ],
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another process created it meanwhile
-        return created
+        fixed = _enforce_configs(admin, [name for name in wanted if name not in created])
+        for name, changes in fixed.items():
+            log.warning("topic %s reconfigured: %s", name, "; ".join(changes))
+        return TopicsReport(created, fixed)
     finally:
         admin.close()
+
+
+def _enforce_configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, list[str]]:
+    if not names:
+        return {}
+    found: dict[str, Any] = admin.describe_configs(
+        [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs=list(ENFORCED_CONFIGS))
+            for name in names
+        ]
+    ).get("topic", {})
+    fixed: dict[str, list[str]] = {}
+    for name in names:
+        current = found.get(name, {})
+        changes = {
+            key: TOPIC_CONFIGS[key]
+            for key in ENFORCED_CONFIGS
+            if current.get(key, {}).get("value") != TOPIC_CONFIGS[key]
+        }
+        if not changes:
+            continue
+        # Incremental (KIP-339): only these keys change, the topic's others stay as they are.
+        result = admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, configs=changes)]
+        )
+        outcome = result.get("topic", {}).get(name)
+        if outcome != "OK":
+            raise KafkaError(f"setting {', '.join(changes)} on {name} failed: {outcome}")
+        fixed[name] = [
+            f"{key}: {current.get(key, {}).get('value')} → {value}"
+            for key, value in changes.items()
+        ]
+    return fixed
+
+
+class TopicIds:
+    """Topic name → the id the broker gave it at creation (Kafka ≥ 2.8): a topic deleted and
+    created again under the same name has a new one. For the worker's reset check, which
+    calls it from a thread; one admin connection, kept open between calls."""
+
+    def __init__(self, settings: Settings, *, timeout_s: float = 5.0) -> None:
+        self._settings = settings
+        self._timeout_ms = int(timeout_s * 1000)
+        self._admin: KafkaAdminClient | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, topics: Sequence[str]) -> dict[str, uuid.UUID]:
+        with self._lock:
+            try:
+                if self._admin is None:
+                    self._admin = KafkaAdminClient(
+                        bootstrap_servers=self._settings.kafka_bootstrap,
+                        client_id="citystream-topic-ids",
+                        request_timeout_ms=self._timeout_ms,
+                        bootstrap_timeout_ms=self._timeout_ms,
+                    )
+                described: list[dict[str, Any]] = self._admin.describe_topics(list(topics))
+            except (KafkaError, OSError):
+                self.close()
+                raise
+        return {
+            str(topic["name"]): uuid.UUID(str(topic["topic_id"]))
+            for topic in described
+            if topic.get("error_code") == 0 and topic.get("topic_id")
+        }
+
+    def close(self) -> None:
+        if self._admin is not None:
+            admin, self._admin = self._admin, None
+            admin.close()
 
 
 def end_offsets(settings: Settings, topic_base: str) -> dict[int, int]:

@@ -23,7 +23,10 @@ def caught_up(settings: Settings, topics: Iterable[str] | None = None) -> bool:
             stored = {
                 (topic, partition): offset
                 for topic, partition, offset in conn.execute(
-                    "SELECT topic, partition, next_offset FROM consumer_offsets"
+                    # The topic's latest incarnation: Kafka holds no other.
+                    """SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c
+                       WHERE c.incarnation = (SELECT coalesce(max(i.incarnation), 1)
+                                              FROM topic_incarnations i WHERE i.topic = c.topic)"""
                 ).fetchall()
             }
     except DatabaseUnavailable:

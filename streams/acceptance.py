@@ -9,6 +9,10 @@ it has built up itself, so a replay judges every record by the same code as the 
 - A correction must name an original already recorded (or arriving in the same batch), of
   its own family, having the corrected metric, on the same district, and must not take
   that event's figure below zero (net of the corrections accepted before it).
+- A correction is applied once: its department's reference (``source_ref``, 审批单号) is its
+  identity, so the same correction re-sent under a new event_id is refused
+  (``duplicate_correction``), while two corrections of one event with their own references
+  both apply.
 
 No I/O here: the callers fetch what the ledger holds and pass it in.
 """
@@ -29,6 +33,8 @@ from streams.sink import reused_event_id, sink_rejection
 Original = tuple[str, str, Mapping[str, Decimal]]
 # (corrected event id, metric) → sum of the deltas accepted so far.
 NetCorrections = dict[tuple[UUID, str], Decimal]
+# (department, source_ref) of every correction accepted so far.
+CorrectionRefs = set[tuple[str, str | None]]
 
 R = TypeVar("R")  # whatever the caller carries beside each event (a Kafka record, a row)
 C = TypeVar("C")  # how the caller represents an event's content (payload, digest)
@@ -59,16 +65,23 @@ def original_of(event: Envelope) -> Original:
     return (event.event_type_name, str(event.district), event.measures())
 
 
+def correction_ref(event: Correction) -> tuple[str, str | None]:
+    return (event.department, event.source_ref)
+
+
 def judge_corrections(
     fresh: Sequence[tuple[R, Envelope]],
     originals: dict[UUID, Original],
     net: NetCorrections,
+    refs: CorrectionRefs,
 ) -> tuple[list[tuple[R, Envelope]], list[tuple[R, Rejection]]]:
     """Keep every original and the corrections the rules accept, in the order given.
 
     ``originals`` (id → :data:`Original`) must hold at least the events the batch's
-    corrections name, ``net`` their accepted corrections; both are updated in place with
-    this batch's originals and accepted deltas, so a caller can carry them forward.
+    corrections name, ``net`` their accepted corrections, ``refs`` at least the references
+    of the batch's corrections that are already recorded; all three are updated in place
+    with this batch's originals, accepted deltas and references, so a caller can carry them
+    forward.
     """
     # Originals arriving in this very batch, ahead of their correction.
     for _, event in fresh:
@@ -80,10 +93,15 @@ def judge_corrections(
         if not isinstance(event, Correction):
             kept.append((record, event))
             continue
-        why = judge_correction(event, originals.get(event.corrects), net)
+        ref = correction_ref(event)
+        if ref in refs:
+            why: Rejection | None = duplicate_correction(event)
+        else:
+            why = judge_correction(event, originals.get(event.corrects), net)
         if why is None:
             key = (event.corrects, event.metric)
             net[key] = net.get(key, Decimal(0)) + event.delta
+            refs.add(ref)
             kept.append((record, event))
         else:
             refused.append((record, why))
@@ -145,3 +163,17 @@ def judge_correction(
             en=f"after this correction the event's {event.metric} would be negative ({after})",
         )
     return None
+
+
+def duplicate_correction(event: Correction) -> Rejection:
+    return sink_rejection(
+        "duplicate_correction",
+        "source_ref",
+        str(event.source_ref),
+        "one correction per reference and department",
+        zh=f"部门 {event.department} 已报送过参考号为 {event.source_ref} 的更正（可能以另一个 "
+        "event_id 重复发送）；同一更正只计一次，新的更正请使用新的参考号",
+        en=f"department {event.department} already sent a correction with this reference "
+        "(perhaps under another event_id); a correction counts once — give a new one its "
+        "own reference",
+    )

@@ -1,9 +1,12 @@
 """The faust app of ``citystream worker``: one batch loop per event family, one batch sink.
 
-Reads topics ``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended), writes
-``city.deadletter.v1`` and the tables of ``streams.db.ledger``. Kafka's committed offsets
-are a convenience only: after every partition assignment the worker resumes each partition
-at the offset PostgreSQL recorded with the rows that offset produced.
+Reads topics ``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended) with
+``isolation_level=read_committed`` (records of an aborted Kafka transaction never count),
+writes ``city.deadletter.v1`` and the tables of ``streams.db.ledger``. Kafka's committed
+offsets are a convenience only: after every partition assignment the worker resumes each
+partition at the offset PostgreSQL recorded with the rows that offset produced, in the
+topic's current incarnation (``streams.db.cursors``): a topic deleted and created again is
+noticed (its id changed, or the stored offsets lie beyond its end) and read from its start.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -22,27 +26,22 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec
-from schemas.validation import Rejection
+from schemas.validation import CREATE_TIME, LOG_APPEND_TIME, Rejection
 from services.settings import STACK_DIR, Settings
 from streams import metrics
-from streams.db import DatabaseError, DatabaseUnavailable, connect_async
-from streams.db.ledger import stored_offsets, write_batch
+from streams.db.cursors import Incarnation, current_incarnation, stored_offsets
+from streams.retry import BatchWriter, connect_with_retry
 from streams.sink import Batch, Record, SinkResult, prepare
 
 log = logging.getLogger("citystream.worker")
 
-# Bounded back-off while PostgreSQL is away: nothing is acked meanwhile, so nothing is lost.
-RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-
-
-# A sink statement running longer than this (stuck behind a lock, a server in trouble)
-# fails, and the batch is retried on the same terms as any database error.
-STATEMENT_TIMEOUT_S = 60.0
-
 # How often the offsets PostgreSQL stored are copied to the group's Kafka offsets.
 KAFKA_COMMIT_INTERVAL_S = 2.0
+# How often each family asks the broker whether its topic is still the one it reads.
+TOPIC_CHECK_INTERVAL_S = 5.0
 
-StoredOffsets = Callable[[set[TP]], Awaitable[dict[TP, int]]]
+# Topic names → their ids as the broker reports them now (blocking; run in a thread).
+TopicIds = Callable[[Sequence[str]], Mapping[str, uuid.UUID]]
 
 
 class _BatchingConsumer(faust_aiokafka.Consumer):
@@ -61,7 +60,7 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = dict(await super().seek_to_committed())
-        stored = await cast(_App, self.app).stored_offsets(set(self.assignment()))
+        stored = await cast(_App, self.app).resume_positions(self, set(self.assignment()))
         if stored:
             await self.seek_wait(stored)
             # Kafka's copy follows, so lag tools that read the group's offsets agree.
@@ -80,6 +79,9 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
         committed_at = time.monotonic()
         try:
             while not (self.should_stop or fetcher.should_stop):
+                # Between fetches, so no record fetched before a reset's seek is handed on
+                # after it (aiokafka drops what it fetched for the old positions).
+                await self._apply_resets()
                 fetched: dict[str, list[Record]] = {}
                 async for tp, message in self.getmany(timeout=1.0):
                     fetched.setdefault(tp.topic, []).append(_record(message))
@@ -103,6 +105,28 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
         except Exception:
             log.exception("the fetch loop failed")
             raise
+
+    async def _apply_resets(self) -> None:
+        """Start reading each topic a family found re-created from its new beginning."""
+        for family in cast(_App, self.app).families.values():
+            incarnation = family.pending_reset
+            if incarnation is None:
+                continue
+            family.pending_reset = None
+            mine = [tp for tp in self.assignment() if tp.topic == family.topic]
+            family.begin(incarnation)
+            if not mine:
+                continue
+            positions = await cast(_App, self.app).positions(incarnation, mine)
+            for tp, offset in positions.items():
+                await self.seek(tp, offset)
+            log.error(
+                "topic %s was deleted and created again: reading incarnation %d from "
+                "offsets %s; the ledger keeps the earlier incarnations' rows",
+                family.topic,
+                incarnation.number,
+                {f"[{tp.partition}]": o for tp, o in sorted(positions.items())},
+            )
 
     async def _commit_written(self) -> None:
         """Copy the offsets PostgreSQL stored to the group's Kafka offsets (for lag tools
@@ -129,39 +153,96 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
                 continue
             await family.inbox.put((family.epoch, records))
 
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # faust asks for read_committed only for its own exactly-once mode; without it the
+        # records of a transaction that a producer aborted would be counted. aiokafka reads
+        # this attribute when the consumer starts (pinned 0.14.0, tests/unit/test_pins.py).
+        consumer._isolation_level = "read_committed"
+        return consumer
+
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _BatchingConsumer
 
 
 class _App(faust.App):
-    def __init__(self, *args: Any, stored_offsets: StoredOffsets, **kwargs: Any) -> None:
-        self.stored_offsets = stored_offsets
+    def __init__(self, *args: Any, settings: Settings, topic_ids: TopicIds, **kwargs: Any) -> None:
+        self.settings = settings
+        self.topic_ids = topic_ids
         self.families: dict[str, _Family] = {}
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
 
-
-def create_app(settings: Settings) -> faust.App:
-    (STACK_DIR / "faust").mkdir(parents=True, exist_ok=True)
-    names = {settings.topic_name(spec.name) for spec in ALL}
-
-    async def stored(assigned: set[TP]) -> dict[TP, int]:
-        ours = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in names)
-        if not ours:
-            return {}
-        conn = await _connect_with_retry(settings)
+    async def incarnation(self, consumer: Any, topic: str) -> Incarnation:
+        """The topic's incarnation now, recording a new one if it was re-created."""
         try:
-            offsets = await stored_offsets(conn, ours)
+            ids = await asyncio.to_thread(self.topic_ids, [topic])
+        except Exception as exc:  # the broker is asked again at the next check
+            log.warning("could not read the id of topic %s: %s", topic, exc)
+            ids = {}
+        partitions = consumer.topic_partitions(topic) or 0
+        ends = await consumer.highwaters(*(TP(topic, p) for p in range(partitions)))
+        conn = await connect_with_retry(self.settings)
+        try:
+            found = await current_incarnation(
+                conn,
+                topic=topic,
+                topic_id=ids.get(topic),
+                log_end={tp.partition: int(end) for tp, end in ends.items()},
+            )
         finally:
             await conn.close()
-        return {TP(topic, partition): offset for (topic, partition), offset in offsets.items()}
+        if found.reset is not None:
+            metrics.TOPIC_RESETS.labels(topic).inc()
+            log.error("topic %s reset: %s", topic, found.reset)
+        metrics.INCARNATION.labels(topic).set(found.number)
+        return found
+
+    async def positions(self, incarnation: Incarnation, tps: Sequence[TP]) -> dict[TP, int]:
+        """Where to resume each partition: the next offset PostgreSQL stored for it in this
+        incarnation, its start if nothing was stored yet."""
+        conn = await connect_with_retry(self.settings)
+        try:
+            stored = await stored_offsets(
+                conn,
+                topic=incarnation.topic,
+                incarnation=incarnation.number,
+                partitions=[tp.partition for tp in tps],
+            )
+        finally:
+            await conn.close()
+        return {TP(incarnation.topic, p): offset for p, offset in stored.items()}
+
+    async def resume_positions(self, consumer: Any, assigned: set[TP]) -> dict[TP, int]:
+        """After an assignment: each family's incarnation, and where each partition resumes."""
+        resumed: dict[TP, int] = {}
+        for topic, family in self.families.items():
+            mine = sorted(tp for tp in assigned if tp.topic == topic)
+            if not mine:
+                continue
+            incarnation = await self.incarnation(consumer, topic)
+            family.begin(incarnation)
+            resumed.update(await self.positions(incarnation, mine))
+        return resumed
+
+
+def create_app(settings: Settings, *, topic_ids: TopicIds) -> faust.App:
+    """``topic_ids`` reads topic ids from the broker (``services.producer.TopicIds``): aiokafka's
+    metadata requests predate them."""
+    (STACK_DIR / "faust").mkdir(parents=True, exist_ok=True)
 
     app = _App(
         settings.consumer_group,
-        stored_offsets=stored,
+        settings=settings,
+        topic_ids=topic_ids,
         broker=f"kafka://{settings.kafka_bootstrap}",
         value_serializer="raw",
         key_serializer="raw",
@@ -204,12 +285,17 @@ def create_app(settings: Settings) -> faust.App:
 
 
 def _record(message: Any) -> Record:
+    # faust hands the timestamp over in seconds; the record's own milliseconds, whatever
+    # they are (a CreateTime may be any 64-bit number), are judged later, never here.
+    seconds = message.timestamp
+    timestamp_type = LOG_APPEND_TIME if message.timestamp_type == LOG_APPEND_TIME else CREATE_TIME
     return Record(
         message.topic,
         message.partition,
         message.offset,
         message.value,
-        datetime.fromtimestamp(message.timestamp, UTC),
+        None if seconds is None else round(seconds * 1000),
+        timestamp_type,
     )
 
 
@@ -218,9 +304,11 @@ class _Family:
 
     take a batch (``CITYSTREAM_BATCH_SIZE`` records, or what arrived within
     ``CITYSTREAM_BATCH_WAIT_S``) → ``prepare`` (decode, validate) → one PostgreSQL
-    transaction (``write_batch``) → dead letters to their topic. One write at a time, in
-    order: batch N+1 is decoded while batch N waits on PostgreSQL, and N+1's transaction
-    starts after N's commit, so it sees N's rows (duplicates, corrections) and chain head.
+    transaction (``streams.retry.BatchWriter``) → dead letters to their topic. One write at a
+    time, in order: batch N+1 is decoded while batch N waits on PostgreSQL, and N+1's
+    transaction starts after N's commit, so it sees N's rows (duplicates, corrections) and
+    chain head. Every few seconds the family asks the broker whether its topic is still the
+    one it reads; a re-created topic is handed to the fetch loop to restart from its start.
     """
 
     def __init__(self, app: _App, settings: Settings, spec: TopicSpec, deadletters: Any) -> None:
@@ -231,36 +319,78 @@ class _Family:
         self.topic = settings.topic_name(spec.name)
         # A few fetches ahead at most; beyond that the consumer waits (back-pressure).
         self.inbox: asyncio.Queue[tuple[int, list[Record]]] = asyncio.Queue(maxsize=4)
-        # Bumped when partitions are revoked: records read before that are dropped unread
-        # (the partitions' next owner, maybe us, reads them from the stored offsets).
+        # Bumped when partitions are revoked or the topic was reset: records read before
+        # that are dropped unread (read again from the offsets PostgreSQL stored).
         self.epoch = 0
+        self.incarnation = Incarnation(self.topic, 1, None)
+        # A new incarnation found but not applied yet: the fetch loop seeks to its start
+        # (between fetches) and calls begin(); until then every batch is dropped, its
+        # records being the old positions' ones.
+        self.pending_reset: Incarnation | None = None
         self._carry: tuple[int, list[Record]] = (0, [])
         self._writing: asyncio.Task[None] | None = None
         self._written: dict[TP, int] = {}
-        self._conn: Any = None
+        self._writer = BatchWriter(settings)
+
+    def begin(self, incarnation: Incarnation) -> None:
+        """Read ``incarnation`` from now on; drop what was read before."""
+        if incarnation.number != self.incarnation.number:
+            self._drop_read()
+        self.incarnation = incarnation
 
     async def run(self) -> None:
-        self._conn = await _connect_with_retry(self.settings)
+        await self._writer.open()
+        checking = asyncio.create_task(self._watch_topic())
         try:
             while True:
                 epoch, records = await self._take()
                 if not records:
                     continue
                 started = time.perf_counter()
-                batch = prepare(self.spec, records)
+                batch = self._prepare(records)
                 prepare_s = time.perf_counter() - started
                 if self._writing is not None:
                     await self._writing
-                if epoch == self.epoch:
+                if epoch == self.epoch and self.pending_reset is None:
                     self._writing = asyncio.create_task(self._commit(batch, prepare_s))
         finally:
+            checking.cancel()
             if self._writing is not None and not self._writing.done():
                 # Stopping: a transaction cut short rolls back; its records are read
                 # again from the offsets PostgreSQL stored.
                 self._writing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._writing
-            await self._conn.close()
+            await self._writer.close()
+
+    def _prepare(self, records: list[Record]) -> Batch:
+        created = sum(1 for r in records if r.timestamp_type == CREATE_TIME)
+        if created:
+            metrics.CREATE_TIME_RECORDS.labels(self.topic).inc(created)
+        return prepare(self.spec, records, incarnation=self.incarnation.number)
+
+    async def _watch_topic(self) -> None:
+        """Notice a topic deleted and created again although no write collided with the
+        ledger: the consumer may simply go on from its old offsets in the new topic."""
+        while True:
+            await asyncio.sleep(TOPIC_CHECK_INTERVAL_S)
+            if not self.app.consumer.assignment():
+                continue
+            try:
+                await self._check_reset()
+            except Exception:  # checked again at the next interval
+                log.exception("checking topic %s for a reset failed", self.topic)
+
+    async def _check_reset(self) -> bool:
+        """True if the topic is not the incarnation this family reads (then the fetch loop
+        restarts it), False if it is."""
+        if self.pending_reset is not None:
+            return True
+        found = await self.app.incarnation(self.app.consumer, self.topic)
+        if found.number == self.incarnation.number:
+            return False
+        self.pending_reset = found
+        return True
 
     async def _take(self) -> tuple[int, list[Record]]:
         """Up to ``batch_size`` records of the current epoch, or what came within the wait.
@@ -297,15 +427,23 @@ class _Family:
 
     async def _commit(self, batch: Batch, prepare_s: float) -> None:
         started = time.perf_counter()
-        self._conn, result = await _write_with_retry(self.settings, self._conn, batch)
-        # After the commit: the deadletters table already holds these, so a crash here
-        # loses at most the topic copy, never the record itself.
-        for record, why in result.rejected:
-            await _publish_deadletter(self.deadletters, record, why)
+        incarnation = batch.incarnation
+        results = await self._writer.write(
+            batch,
+            prepare=lambda records: prepare(self.spec, records, incarnation=incarnation),
+            reset_check=self._check_reset,
+        )
+        if results is None:
+            return  # the topic was reset: these records are read again in its new life
+        for result in results:
+            # After the commit: the deadletters table already holds these, so a crash here
+            # loses at most the topic copy, never the record itself.
+            for record, why in result.rejected:
+                await _publish_deadletter(self.deadletters, record, why)
         for (topic, partition), offset in batch.next_offsets.items():
             self._written[TP(topic, partition)] = offset
         try:
-            _observe(self.app, self.spec, batch, result, prepare_s + time.perf_counter() - started)
+            _observe(self.app, self.spec, batch, results, prepare_s + time.perf_counter() - started)
         except Exception:  # the batch is committed; a metrics bug must not stop the family
             log.exception("observing a written batch failed")
 
@@ -313,12 +451,15 @@ class _Family:
         """Drop what was read but not written; return the write still in flight, which
         the revocation lets finish first, so that a partition's next owner starts after
         it (as faust waits for its own streams)."""
-        self.epoch += 1
-        while not self.inbox.empty():
-            self.inbox.get_nowait()
+        self._drop_read()
         if self._writing is not None and not self._writing.done():
             return self._writing
         return None
+
+    def _drop_read(self) -> None:
+        self.epoch += 1
+        while not self.inbox.empty():
+            self.inbox.get_nowait()
 
     def take_written(self) -> dict[TP, int]:
         written, self._written = self._written, {}
@@ -360,9 +501,15 @@ async def _publish_deadletter(deadletters: Any, record: Record, why: Rejection) 
 
 
 def _observe(
-    app: faust.App, spec: TopicSpec, batch: Batch, result: SinkResult, seconds: float
+    app: faust.App, spec: TopicSpec, batch: Batch, results: list[SinkResult], seconds: float
 ) -> None:
     """Metrics and one structured log line per batch; a warning per rejected record."""
+    result = SinkResult(
+        inserted=sum(r.inserted for r in results),
+        inserted_by_type=dict(sum((Counter(r.inserted_by_type) for r in results), Counter[str]())),
+        duplicates=sum(r.duplicates for r in results),
+        rejected=[rejected for r in results for rejected in r.rejected],
+    )
     topics = {tp[0] for tp in batch.next_offsets}
     for topic_name in topics:
         metrics.CONSUMED.labels(topic_name).inc(
@@ -405,34 +552,3 @@ def _observe(
             "seconds": round(seconds, 4),
         },
     )
-
-
-async def _connect_with_retry(settings: Settings) -> Any:
-    attempt = 0
-    while True:
-        try:
-            return await connect_async(settings, statement_timeout_s=STATEMENT_TIMEOUT_S)
-        except DatabaseUnavailable as exc:
-            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-            log.warning("database unavailable, retrying in %.1fs: %s", delay, exc)
-            attempt += 1
-            await asyncio.sleep(delay)
-
-
-async def _write_with_retry(settings: Settings, conn: Any, batch: Batch) -> tuple[Any, SinkResult]:
-    """Write until it commits; return the (possibly new) connection and the outcome."""
-    attempt = 0
-    while True:
-        try:
-            return conn, await write_batch(conn, batch)
-        except Exception as exc:  # a database error, or a bug: retry, never kill the agent
-            metrics.SINK_RETRIES.inc()
-            if not isinstance(exc, DatabaseError):
-                log.exception("unexpected error writing a batch; retrying")
-            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-            log.warning("batch not written, retrying in %.1fs: %s", delay, exc)
-            attempt += 1
-            await asyncio.sleep(delay)
-            if conn.closed or conn.broken or isinstance(exc, DatabaseUnavailable):
-                await conn.close()
-                conn = await _connect_with_retry(settings)

@@ -19,6 +19,7 @@ def canonical(
     *,
     event_id: UUID,
     topic: str,
+    incarnation: int = 1,
     partition: int,
     offset: int,
     ingested_at: datetime,
@@ -27,18 +28,20 @@ def canonical(
 ) -> bytes:
     # Everything is a string, int or nested dict of those, so a round trip through
     # PostgreSQL's jsonb gives back the same bytes.
-    return orjson.dumps(
-        {
-            "event_id": str(event_id),
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "ingested_at": ingested_at.astimezone(UTC).isoformat(),
-            "payload": payload,
-            "measures": measures,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    content: dict[str, Any] = {
+        "event_id": str(event_id),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "ingested_at": ingested_at.astimezone(UTC).isoformat(),
+        "payload": payload,
+        "measures": measures,
+    }
+    if incarnation != 1:
+        # Only a re-created topic's rows carry it: the rows of a topic's first life hash as
+        # they did before incarnations were recorded, so their chains still verify.
+        content["incarnation"] = incarnation
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
 
 
 def link(prev_hash: bytes, content: bytes) -> bytes:

@@ -33,6 +33,24 @@ SINK_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 SINK_RETRIES = Counter("citystream_sink_retries", "Batch writes retried after a database error")
+BATCH_SPLITS = Counter(
+    "citystream_batch_splits",
+    "Batches split in halves to find a record that cannot be stored (it becomes a dead letter)",
+)
+TOPIC_RESETS = Counter(
+    "citystream_topic_resets",
+    "Topics found deleted and created again (a new incarnation began)",
+    ["topic"],
+)
+INCARNATION = Gauge(
+    "citystream_topic_incarnation", "The incarnation of each topic the worker reads", ["topic"]
+)
+CREATE_TIME_RECORDS = Counter(
+    "citystream_create_time_records",
+    "Records stamped by their producer (CreateTime) rather than the broker: the topic lacks "
+    "message.timestamp.type=LogAppendTime (run 'citystream topics')",
+    ["topic"],
+)
 LAG = Gauge("citystream_consumer_lag", "Records behind the partition's end", ["topic", "partition"])
 COMMITTED = Gauge(
     "citystream_committed_offset", "Next offset recorded in PostgreSQL", ["topic", "partition"]

@@ -8,31 +8,37 @@ writes it in one transaction, and only after that commits does the agent ack.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from uuid import UUID
 
 from schemas.envelope import Envelope
 from schemas.topics import TopicSpec
-from schemas.validation import Rejection, decode
+from schemas.validation import LOG_APPEND_TIME, Rejection, decode, record_clock
 
 TopicPartition = tuple[str, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
-    """One Kafka record as the worker consumed it."""
+    """One Kafka record as the worker consumed it, exactly as Kafka gave it: nothing here is
+    interpreted yet, so building a Record cannot fail whatever the record holds."""
 
     topic: str
     partition: int
     offset: int
     value: bytes | None
-    # When the producer sent it: "in the future" is judged against this, not the wall
-    # clock, so a replay rejects exactly what the first run rejected.
-    timestamp: datetime | None = None
+    # The record's Kafka timestamp (ms) and its type (CreateTime 0, LogAppendTime 1): "in
+    # the future" is judged against it, not the wall clock, so a replay rejects exactly what
+    # the first run rejected (schemas.validation.record_clock). None: judge by the wall clock.
+    timestamp_ms: int | None = None
+    timestamp_type: int = LOG_APPEND_TIME
 
 
 @dataclass
 class Batch:
+    # The records as read, in order: what a batch that fails on one of them is split by.
+    records: list[Record]
+    # The incarnation of the family's topic these records belong to (streams.db.cursors).
+    incarnation: int = 1
     accepted: list[tuple[Record, Envelope]] = field(default_factory=list)
     rejected: list[tuple[Record, Rejection]] = field(default_factory=list)
     # Records whose event_id already appeared earlier in this batch.
@@ -56,13 +62,21 @@ def sink_rejection(
     return Rejection.build(reason, field, value[:200], rule=rule, zh=zh, en=en)
 
 
-def prepare(spec: TopicSpec, records: list[Record]) -> Batch:
-    batch = Batch()
+def prepare(spec: TopicSpec, records: list[Record], *, incarnation: int = 1) -> Batch:
+    batch = Batch(records, incarnation)
     seen: dict[UUID, Envelope] = {}
     for record in records:
         tp = (record.topic, record.partition)
         batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), record.offset + 1)
-        outcome = decode(spec, record.value, now=record.timestamp)
+        now = (
+            None
+            if record.timestamp_ms is None
+            else record_clock(record.timestamp_ms, record.timestamp_type)
+        )
+        if isinstance(now, Rejection):
+            batch.rejected.append((record, now))
+            continue
+        outcome = decode(spec, record.value, now=now)
         if isinstance(outcome, Rejection):
             batch.rejected.append((record, outcome))
         elif outcome.event_id not in seen:

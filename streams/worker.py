@@ -6,12 +6,12 @@ import faust
 
 from services.settings import Settings
 from streams import logs, metrics
-from streams.app import create_app
+from streams.app import TopicIds, create_app
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, *, topic_ids: TopicIds) -> None:
     logs.configure(settings.worker_loglevel)
     metrics.serve(settings.metrics_address, settings.metrics_port)
-    app = create_app(settings)
+    app = create_app(settings, topic_ids=topic_ids)
     worker = faust.Worker(app, loglevel=settings.worker_loglevel, quiet=True)
     worker.execute_from_commandline()

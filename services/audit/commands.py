@@ -139,13 +139,19 @@ def verify_cmd() -> None:
         table.add_column(header, justify="right" if header in ("partition", "rows") else "left")
     for chain in report.partitions:
         state = "[green]intact 完整[/]" if not chain.breaks else f"[red]{chain.breaks} broken[/]"
+        # A re-created topic's chains are its own: topic#2 is the topic's second life.
+        life = "" if chain.incarnation == 1 else f"#{chain.incarnation}"
         table.add_row(
-            chain.topic, str(chain.partition), f"{chain.rows:,}", _short(chain.head.hex()), state
+            chain.topic + life,
+            str(chain.partition),
+            f"{chain.rows:,}",
+            _short(chain.head.hex()),
+            state,
         )
     console.print(table)
-    firsts: dict[tuple[str, int], Break] = {}
+    firsts: dict[tuple[str, int, int], Break] = {}
     for found in report.breaks:
-        firsts.setdefault((found.topic, found.partition), found)
+        firsts.setdefault((found.topic, found.incarnation, found.partition), found)
     shown = list(firsts.values())[:SHOW]
     for found in shown:
         console.print(
@@ -234,6 +240,12 @@ def replay_cmd(
             f"[yellow]retention:[/] {topic} keeps records for retention.ms={ms}, "
             f"retention.bytes={size} (not unlimited): records Kafka no longer holds were taken "
             "from the ledger; fix with kafka-configs --alter --add-config retention.ms=-1"
+        )
+    for topic in result.unread_incarnations:
+        console.print(
+            f"[yellow]topic reset:[/] {topic} was deleted and created again since a worker last "
+            "read it: its earlier records were taken from the ledger, the new ones are not "
+            "stored yet (start a worker)"
         )
     if result.unconsumed:
         console.print(

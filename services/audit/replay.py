@@ -46,11 +46,17 @@ import orjson
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.topics import TopicSpec
-from schemas.validation import Rejection, decode
+from schemas.validation import Rejection, decode, record_clock
 from services.audit import store
 from services.audit.common import select_topics
 from services.settings import Settings
-from streams.acceptance import NetCorrections, Original, judge_corrections, split_known
+from streams.acceptance import (
+    CorrectionRefs,
+    NetCorrections,
+    Original,
+    judge_corrections,
+    split_known,
+)
 from streams.rollup import RollupKey, Totals, rollup
 
 Source = Literal["kafka", "ledger"]
@@ -95,6 +101,9 @@ class Replay:
     limited_retention: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Ledger corrections the acceptance rules refuse: (event_id, reason).
     refused_in_ledger: list[tuple[UUID, str]] = field(default_factory=list)
+    # Kafka only: topics re-created since a worker last read them; what Kafka holds of them
+    # is not in the ledger yet (counted in ``unconsumed``), their earlier lives come from it.
+    unread_incarnations: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -182,6 +191,7 @@ class _State:
     known: dict[UUID, Content] = field(default_factory=dict)
     originals: dict[UUID, Original] = field(default_factory=dict)
     net: NetCorrections = field(default_factory=dict)
+    refs: CorrectionRefs = field(default_factory=set)
 
 
 def _decimals(measures: Mapping[str, str]) -> dict[str, Decimal]:
@@ -210,6 +220,8 @@ def _baseline(
             for metric, delta in amounts.items():
                 key = (corrects, metric)
                 state.net[key] = state.net.get(key, Decimal(0)) + delta
+            # Corrections always come with their payload: it holds their reference.
+            state.refs.add((payload["department"], payload.get("source_ref")))
         yield occurred_at, district, amounts
 
 
@@ -248,7 +260,10 @@ def _kafka_items(
         result.events_read += 1
         ticker.tick()
         spec = specs[record.topic]
-        now = record.timestamp
+        now = record_clock(record.timestamp_ms, record.timestamp_type)
+        if isinstance(now, Rejection):
+            result.rejected[now.reason] += 1
+            continue
         outcome = decode(spec, record.value, now=now)
         if isinstance(outcome, Rejection):
             result.rejected[outcome.reason] += 1
@@ -260,7 +275,7 @@ def _kafka_items(
         if not fresh:
             result.duplicates += 1
             continue
-        _, refused = judge_corrections(fresh, originals, state.net)
+        _, refused = judge_corrections(fresh, originals, state.net, state.refs)
         if refused:
             result.rejected[refused[0][1].reason] += 1
             continue
@@ -303,7 +318,7 @@ def _judge_ledger_corrections(
             result.refused_in_ledger.append((row[0], "invalid_payload"))
         else:
             judged.append((row, event))
-    kept, refused = judge_corrections(judged, state.originals, state.net)
+    kept, refused = judge_corrections(judged, state.originals, state.net, state.refs)
     for row, why in refused:
         result.refused_in_ledger.append((row[0], why.reason))
     for row, _ in kept:
@@ -465,31 +480,63 @@ def replay_from_kafka(
     """Recompute the rollups of ``topics`` (default all) from the Kafka records sent from
     ``start`` to ``end`` (default: everything Kafka holds), up to what the workers have
     stored, on top of the ledger rows before that range."""
-    from services.kafka_reader import TopicReader, topic_retention
+    from services.kafka_reader import TopicReader, topic_ids, topic_retention
 
     specs = select_topics(topics)
     names = [settings.topic_name(spec.name) for spec in specs]
     retention = topic_retention(settings, names)
+    ids = topic_ids(settings, names)
     reader = TopicReader(settings, names)
     unconsumed = 0
+    unread: list[str] = []
 
     def window(conn: store.Conn) -> tuple[store.Window, Iterator[Any]]:
         nonlocal unconsumed
-        consumed = {
-            tp: next_offset for tp, (next_offset, _) in store.consumer_offsets(conn).items()
-        }
+        held = held_incarnations(store.incarnations(conn), ids, names)
+        unread.extend(name for name, (_, known) in held.items() if not known)
+        offsets = store.consumer_offsets(conn)
         bounds = {}
         for tp, (lo, hi) in reader.bounds(start, end).items():
-            stored = consumed.get(tp, 0)
+            stored = offsets.get((tp[0], held[tp[0]][0], tp[1]), (0, b""))[0]
             unconsumed += max(0, hi - max(lo, stored))
             hi = min(hi, stored)
             bounds[tp] = (min(lo, hi), hi)
-        return store.OffsetWindow(bounds), reader.read(bounds)
+        incarnations = {name: number for name, (number, _) in held.items()}
+        return store.OffsetWindow(bounds, incarnations), reader.read(bounds)
 
     try:
         result = _run(settings, "kafka", specs, window, progress)
     finally:
         reader.close()
     result.unconsumed = unconsumed
+    result.unread_incarnations = unread
     result.limited_retention = {name: kept for name, kept in retention.items() if kept != (-1, -1)}
     return result
+
+
+def held_incarnations(
+    recorded: Mapping[str, Sequence[tuple[int, UUID | None]]],
+    ids: Mapping[str, UUID],
+    names: Sequence[str],
+) -> dict[str, tuple[int, bool]]:
+    """Topic → (the incarnation whose records Kafka holds, whether the ledger knows it).
+
+    Kafka holds only a topic's current life. It is the recorded incarnation with the
+    topic's id now; a topic re-created since any worker last looked holds the next one,
+    which no worker has stored anything of (its records count as not yet consumed).
+    """
+    held: dict[str, tuple[int, bool]] = {}
+    for name in names:
+        lives = recorded.get(name, [])
+        if not lives:
+            held[name] = (1, True)
+            continue
+        topic_id = ids.get(name)
+        match = [number for number, known in lives if known is not None and known == topic_id]
+        if match:
+            held[name] = (match[-1], True)
+        elif topic_id is None or lives[-1][1] is None:
+            held[name] = (lives[-1][0], True)  # nothing to tell them apart by: the latest
+        else:
+            held[name] = (lives[-1][0] + 1, False)
+    return held

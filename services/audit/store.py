@@ -64,28 +64,46 @@ def _stream(conn: Conn, query: sql.Composed | sql.SQL, params: Sequence[Any] = (
 CHAIN_COLUMNS = sql.SQL(
     """event_id, topic, partition, kafka_offset, ingested_at, payload, measures, prev_hash,
        hash, event_type, schema_version, department, district, occurred_at, reported_at,
-       project, source_ref, corrects"""
+       project, source_ref, corrects, incarnation"""
 )
 
 
 def chain_rows(conn: Conn) -> Iterator[tuple[Any, ...]]:
-    """Every ledger row, each topic-partition in offset order (the chain's order), as
-    tuples of :data:`CHAIN_COLUMNS`."""
+    """Every ledger row, each topic-incarnation-partition in offset order (the chain's
+    order), as tuples of :data:`CHAIN_COLUMNS`."""
     return _stream(
         conn,
-        sql.SQL("SELECT {} FROM events ORDER BY topic, partition, kafka_offset").format(
-            CHAIN_COLUMNS
-        ),
+        sql.SQL(
+            "SELECT {} FROM events ORDER BY topic, incarnation, partition, kafka_offset"
+        ).format(CHAIN_COLUMNS),
     )
 
 
-def consumer_offsets(conn: Conn) -> dict[TP, tuple[int, bytes]]:
-    """(topic, partition) → (next offset, chain head) as the sink recorded them."""
+# (topic, incarnation, partition)
+ChainKey = tuple[str, int, int]
+
+
+def consumer_offsets(conn: Conn) -> dict[ChainKey, tuple[int, bytes]]:
+    """(topic, incarnation, partition) → (next offset, chain head) as the sink recorded
+    them."""
     with errors("reading consumer_offsets"):
         rows = conn.execute(
-            "SELECT topic, partition, next_offset, last_hash FROM consumer_offsets"
+            "SELECT topic, incarnation, partition, next_offset, last_hash FROM consumer_offsets"
         ).fetchall()
-    return {(row[0], row[1]): (int(row[2]), bytes(row[3])) for row in rows}
+    return {(row[0], row[1], row[2]): (int(row[3]), bytes(row[4])) for row in rows}
+
+
+def incarnations(conn: Conn) -> dict[str, list[tuple[int, UUID | None]]]:
+    """Topic → its recorded incarnations (number, topic id), oldest first."""
+    with errors("reading topic_incarnations"):
+        rows = conn.execute(
+            "SELECT topic, incarnation, topic_id FROM topic_incarnations "
+            "ORDER BY topic, incarnation"
+        ).fetchall()
+    found: dict[str, list[tuple[int, UUID | None]]] = {}
+    for topic, number, topic_id in rows:
+        found.setdefault(topic, []).append((int(number), topic_id))
+    return found
 
 
 # --------------------------------------------------------------------------- replay
@@ -101,9 +119,12 @@ class TimeWindow:
 
 @dataclass(frozen=True)
 class OffsetWindow:
-    """Ledger rows by Kafka position: per partition, offsets [first, past-last)."""
+    """Ledger rows by Kafka position: per partition of the incarnation Kafka holds, offsets
+    [first, past-last). Rows of a topic's earlier incarnations lie before every window."""
 
     bounds: Mapping[TP, tuple[int, int]]
+    # Topic → the incarnation whose records Kafka holds (1 where none was recorded).
+    incarnations: Mapping[str, int]
 
 
 Window = TimeWindow | OffsetWindow
@@ -141,11 +162,18 @@ class _Part:
                 self.params = [start, start, end, end]
             return
         tps = sorted(window.bounds)
+        topics = sorted(window.incarnations)
+        # w: the window of each partition Kafka holds; rows of an earlier incarnation (or of
+        # a partition the re-created topic no longer has) have no w and lie before it.
         self.join = sql.SQL(
-            "JOIN unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[]) AS w(t, p, lo, hi) "
-            "ON e.topic = w.t AND e.partition = w.p"
+            "JOIN unnest(%s::text[], %s::int[]) AS i(t, n) ON e.topic = i.t "
+            "LEFT JOIN unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[]) "
+            "AS w(t, p, lo, hi) "
+            "ON e.topic = w.t AND e.partition = w.p AND e.incarnation = i.n"
         )
         self.join_params = [
+            topics,
+            [window.incarnations[t] for t in topics],
             [tp[0] for tp in tps],
             [tp[1] for tp in tps],
             [window.bounds[tp][0] for tp in tps],
@@ -153,9 +181,10 @@ class _Part:
         ]
         self.condition = sql.SQL(
             {
-                "before": "e.kafka_offset < w.lo",
+                "before": "(e.incarnation < i.n OR (e.incarnation = i.n "
+                "AND (w.t IS NULL OR e.kafka_offset < w.lo)))",
                 "inside": "e.kafka_offset >= w.lo AND e.kafka_offset < w.hi",
-                "after": "e.kafka_offset >= w.hi",
+                "after": "(e.incarnation > i.n OR e.kafka_offset >= w.hi)",
             }[part]
         )
 
@@ -183,7 +212,11 @@ def replay_rows(
     payload = sql.SQL(
         "e.payload" if payloads else "CASE WHEN e.corrects IS NOT NULL THEN e.payload END"
     )
-    order = "ORDER BY e.ingested_at, e.topic, e.partition, e.kafka_offset" if ordered else ""
+    order = (
+        "ORDER BY e.ingested_at, e.topic, e.incarnation, e.partition, e.kafka_offset"
+        if ordered
+        else ""
+    )
     query, params = _Part(window, part).query(REPLAY_COLUMNS.format(payload=payload), topics, order)
     return _stream(conn, query, params)
 

@@ -1,5 +1,7 @@
 """``audit verify``: walk every topic-partition's hash chain in the ledger and report where
-it breaks.
+it breaks. A topic deleted and created again is a new incarnation, whose partitions have
+chains of their own from ``GENESIS`` (``topic#2[0]``); the earlier incarnations' chains
+stay as they were and are verified as well.
 
 Each ledger row stores ``prev_hash`` and ``hash = sha256(prev_hash + canonical(row))``
 (:mod:`streams.chain`, computed by the sink in ``streams.db.ledger``). Walking a partition
@@ -37,7 +39,8 @@ from services.settings import Settings
 from streams.chain import GENESIS, canonical, link
 from streams.db import errors
 
-TP = tuple[str, int]
+# (topic, incarnation, partition)
+ChainKey = tuple[str, int, int]
 BreakKind = Literal["content", "link", "inserted", "column", "head"]
 
 # Columns stored beside the payload for queries, and the payload field each copies.
@@ -64,11 +67,18 @@ class Break:
     expected: str  # hex of the hash the chain needs here, or the payload's value
     found: str  # what is stored
     detail: str  # what it means, in a sentence
+    incarnation: int = 1
 
     @property
     def where(self) -> str:
         at = "" if self.offset is None else f"@{self.offset}"
-        return f"{self.topic}[{self.partition}]{at}"
+        return f"{chain_name(self.topic, self.incarnation, self.partition)}{at}"
+
+
+def chain_name(topic: str, incarnation: int, partition: int) -> str:
+    """``topic[p]``, or ``topic#n[p]`` for the partitions of a re-created topic."""
+    life = "" if incarnation == 1 else f"#{incarnation}"
+    return f"{topic}{life}[{partition}]"
 
 
 @dataclass
@@ -78,6 +88,15 @@ class PartitionChain:
     rows: int = 0
     head: bytes = GENESIS
     breaks: int = 0
+    incarnation: int = 1
+
+    @property
+    def key(self) -> ChainKey:
+        return (self.topic, self.incarnation, self.partition)
+
+    @property
+    def name(self) -> str:
+        return chain_name(self.topic, self.incarnation, self.partition)
 
 
 @dataclass
@@ -146,7 +165,7 @@ def copied_mismatches(row: tuple[Any, ...]) -> list[tuple[str, str, str]]:
 class ChainWalker:
     """Feeds on ledger rows in chain order (``store.CHAIN_COLUMNS``), collects breaks."""
 
-    def __init__(self, heads: Mapping[TP, tuple[int, bytes]]) -> None:
+    def __init__(self, heads: Mapping[ChainKey, tuple[int, bytes]]) -> None:
         self._heads = heads
         self.report = VerifyReport()
         self._current: PartitionChain | None = None
@@ -178,16 +197,18 @@ class ChainWalker:
                 expected,
                 found,
                 detail,
+                current.incarnation,
             )
         )
 
     def feed(self, row: tuple[Any, ...]) -> None:
         event_id, topic, partition, offset, ingested_at, payload, measures, prev, stored = row[:9]
+        incarnation = row[18]
         prev, stored = bytes(prev), bytes(stored)
         current = self._current
-        if current is None or (current.topic, current.partition) != (topic, partition):
+        if current is None or current.key != (topic, incarnation, partition):
             self._close()
-            current = self._current = PartitionChain(topic, partition)
+            current = self._current = PartitionChain(topic, partition, incarnation=incarnation)
             self.report.partitions.append(current)
             self._head, self._before, self._last, self._last_broken = GENESIS, GENESIS, None, False
         current.rows += 1
@@ -197,6 +218,7 @@ class ChainWalker:
             canonical(
                 event_id=event_id,
                 topic=topic,
+                incarnation=incarnation,
                 partition=partition,
                 offset=offset,
                 ingested_at=ingested_at,
@@ -278,7 +300,7 @@ class ChainWalker:
         if current is None:
             return
         current.head = self._head
-        recorded = self._heads.get((current.topic, current.partition))
+        recorded = self._heads.get(current.key)
         if recorded is None:
             self._break(
                 "head",
@@ -321,11 +343,11 @@ class ChainWalker:
     def finish(self) -> VerifyReport:
         self._close()
         self._current = None
-        seen = {(p.topic, p.partition) for p in self.report.partitions}
-        for (topic, partition), (_, last_hash) in sorted(self._heads.items()):
-            if (topic, partition) in seen or last_hash == GENESIS:
+        seen = {p.key for p in self.report.partitions}
+        for (topic, incarnation, partition), (_, last_hash) in sorted(self._heads.items()):
+            if (topic, incarnation, partition) in seen or last_hash == GENESIS:
                 continue
-            current = self._current = PartitionChain(topic, partition)
+            current = self._current = PartitionChain(topic, partition, incarnation=incarnation)
             self.report.partitions.append(current)
             self._break(
                 "head",
@@ -340,7 +362,9 @@ class ChainWalker:
         return self.report
 
 
-def walk(rows: Iterable[tuple[Any, ...]], heads: Mapping[TP, tuple[int, bytes]]) -> VerifyReport:
+def walk(
+    rows: Iterable[tuple[Any, ...]], heads: Mapping[ChainKey, tuple[int, bytes]]
+) -> VerifyReport:
     """Verify rows given in chain order against the recorded heads (no I/O)."""
     walker = ChainWalker(heads)
     for row in rows:

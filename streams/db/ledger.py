@@ -1,7 +1,8 @@
 """Write one batch in one transaction: ledger rows (new event ids only, hash-chained),
 the rollup groups those rows touch, dead letters, and the consumer offsets.
 
-Tables: ``events``, ``metric_daily``, ``deadletters``, ``consumer_offsets``.
+Tables: ``events``, ``metric_daily``, ``deadletters``, ``consumer_offsets``. Every failure
+leaves as one of the errors below, which say whether trying again can help.
 """
 
 from __future__ import annotations
@@ -19,36 +20,117 @@ from psycopg import sql
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.validation import Rejection
-from streams.acceptance import Original, judge_corrections, split_known
-from streams.chain import GENESIS, canonical, link
+from streams.acceptance import CorrectionRefs, Original, judge_corrections, split_known
+from streams.chain import canonical, link
 from streams.db import DatabaseError, DatabaseUnavailable
+from streams.db.cursors import advance as cursors_advance
+from streams.db.cursors import lock as cursors_lock
 from streams.rollup import rollup
-from streams.sink import (
-    Batch,
-    Record,
-    SinkResult,
-    TopicPartition,
-)
+from streams.sink import Batch, Record, SinkResult, sink_rejection
 
 
 class ConcurrentInsert(DatabaseError):
-    """Another worker inserted one of our event ids between our check and our insert."""
+    """Another worker inserted one of our event ids (or correction references) between our
+    check and our insert: retrying sees it and judges the batch again."""
+
+
+class TopicReset(DatabaseError):
+    """Another event already sits at one of this batch's Kafka positions: the topic was
+    deleted and created again (a new incarnation) and the worker has not noticed yet."""
+
+
+class RecordRefused(DatabaseError):
+    """Writing the batch failed because of a value in it (the database refused it, or the
+    row could not be built): the same on every retry. The batch must be split until the
+    record is found; ``rejection`` says why, for a batch of one record."""
+
+    def __init__(self, message: str, rejection: Rejection) -> None:
+        super().__init__(message)
+        self.rejection = rejection
+
+
+# SQLSTATE classes whose errors a value causes, whatever the moment: 22 data exception
+# (out-of-range date or number, invalid text), 23 integrity constraint, 54 program limit
+# exceeded (a value too large for an index row). Everything else — connection lost (08),
+# serialization failure or deadlock (40), lock not available (55), operator intervention
+# such as a shutdown or a statement timeout (57), resources (53), a missing table or
+# privilege (42: a deployment fault, not the record's) — may pass on a later try.
+_CAUSED_BY_DATA = ("22", "23", "54")
 
 
 async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult:
+    """Write ``batch`` in one transaction; every failure leaves as the project's own error,
+    telling the caller whether to retry (:class:`DatabaseUnavailable`, a plain
+    :class:`DatabaseError`, :class:`ConcurrentInsert`), to look for a topic reset
+    (:class:`TopicReset`) or to split the batch (:class:`RecordRefused`)."""
     try:
         async with conn.transaction():
             return await _write(conn, batch)
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"writing a batch failed: {exc}".strip()) from exc
+    except DatabaseError:
+        raise
+    except psycopg.errors.UniqueViolation as exc:
+        constraint = exc.diag.constraint_name
+        if constraint == "events_position":
+            raise TopicReset(f"writing a batch failed: {exc}".strip()) from exc
+        if constraint == "events_correction_ref":
+            raise ConcurrentInsert("a correction reference was recorded concurrently") from exc
+        raise _refused(exc) from exc
     except psycopg.Error as exc:
+        if (exc.sqlstate or "")[:2] in _CAUSED_BY_DATA:
+            raise _refused(exc) from exc
+        if isinstance(exc, psycopg.OperationalError):
+            raise DatabaseUnavailable(f"writing a batch failed: {exc}".strip()) from exc
         raise DatabaseError(f"writing a batch failed: {exc}".strip()) from exc
+    except (OSError, MemoryError) as exc:  # the machine's trouble, not the record's
+        raise DatabaseUnavailable(f"writing a batch failed: {exc!r}") from exc
+    except Exception as exc:  # building a row from a value failed (a date beyond year 9999…)
+        raise RecordRefused(
+            f"building the rows of a batch failed: {exc!r}",
+            _unprocessable(
+                "internal_error",
+                None,
+                f"{type(exc).__name__}: {exc}",
+                zh="存储该记录时系统出错（",
+                en="storing the record failed in CityStream (",
+            ),
+        ) from exc
+
+
+def _refused(exc: psycopg.Error) -> RecordRefused:
+    diag = exc.diag
+    detail = diag.message_primary or str(exc)
+    if diag.message_detail:
+        detail += f" ({diag.message_detail})"
+    return RecordRefused(
+        f"writing a batch failed: {exc}".strip(),
+        _unprocessable(
+            "unprocessable",
+            diag.column_name,
+            f"{exc.sqlstate}: {detail}",
+            zh="数据库拒绝存储该记录（",
+            en="PostgreSQL refused to store the record (",
+        ),
+    )
+
+
+def _unprocessable(reason: str, column: str | None, why: str, *, zh: str, en: str) -> Rejection:
+    why = why.replace("\x00", "\\x00")[:300]
+    return sink_rejection(
+        reason,
+        column or "",
+        "",
+        "the record can be stored",
+        zh=f"{zh}{why}）；同批其他记录已存储",
+        en=f"{en}{why}); the rest of its batch was stored",
+    )
 
 
 async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult:
     ingested_at = datetime.now(UTC)
-    tps = sorted(batch.next_offsets)
-    heads = await _lock_offsets(conn, tps)
+    incarnation = batch.incarnation
+    positions = {tp: (tp[0], incarnation, tp[1]) for tp in batch.next_offsets}
+    cursors = await cursors_lock(conn, sorted(positions.values()))
+    heads = {tp: cursors[position][1] for tp, position in positions.items()}
 
     rejected = list(batch.rejected)
     fresh, conflicts = await _split_known(conn, batch.accepted)
@@ -65,6 +147,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         content = canonical(
             event_id=event.event_id,
             topic=record.topic,
+            incarnation=incarnation,
             partition=record.partition,
             offset=record.offset,
             ingested_at=ingested_at,
@@ -89,6 +172,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
                 orjson.dumps(measures).decode(),
                 orjson.dumps(payload).decode(),
                 record.topic,
+                incarnation,
                 record.partition,
                 record.offset,
                 prev,
@@ -119,25 +203,22 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
             _INSERT_DEADLETTERS,
             (
                 [r.topic for r, _ in rejected],
+                [incarnation] * len(rejected),
                 [r.partition for r, _ in rejected],
                 [r.offset for r, _ in rejected],
                 [why.reason for _, why in rejected],
-                [why.field for _, why in rejected],
-                [why.message for _, why in rejected],
-                [why.value for _, why in rejected],
-                [why.rule for _, why in rejected],
+                [_text(why.field) for _, why in rejected],
+                [_text(why.message) for _, why in rejected],
+                [_text(why.value) for _, why in rejected],
+                [_text(why.rule) for _, why in rejected],
                 [r.value for r, _ in rejected],
             ),
         )
 
-    await conn.execute(
-        _ADVANCE_OFFSETS,
-        (
-            [tp[0] for tp in tps],
-            [tp[1] for tp in tps],
-            [batch.next_offsets[tp] for tp in tps],
-            [heads[tp] for tp in tps],
-        ),
+    await cursors_advance(
+        conn,
+        {positions[tp]: offset for tp, offset in batch.next_offsets.items()},
+        {positions[tp]: head for tp, head in heads.items()},
     )
     return SinkResult(
         inserted=len(fresh),
@@ -148,6 +229,11 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         + batch.repeated,
         rejected=rejected,
     )
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text holds no NUL; a dead letter must be storable whatever it quotes."""
+    return None if value is None else value.replace("\x00", "\\x00")
 
 
 Accepted = list[tuple[Record, Envelope]]
@@ -176,8 +262,9 @@ async def _split_known(
 async def _check_corrections(
     conn: psycopg.AsyncConnection[Any], fresh: Accepted
 ) -> tuple[Accepted, Refused]:
-    """Refuse corrections the ledger cannot back: unknown event, another family, another
-    metric or subdistrict, or a delta that would take the event's figure below zero."""
+    """Refuse corrections the ledger cannot back (unknown event, another family, another
+    metric or subdistrict, a delta that would take the event's figure below zero) or
+    already holds (the department's reference recorded under another event_id)."""
     corrections = [(r, e) for r, e in fresh if isinstance(e, Correction)]
     if not corrections:
         return fresh, []
@@ -197,34 +284,18 @@ async def _check_corrections(
     for corrects, measures in await cur.fetchall():
         for metric, delta in measures.items():
             net[(corrects, metric)] = net.get((corrects, metric), Decimal(0)) + Decimal(delta)
-    return judge_corrections(fresh, originals, net)
-
-
-async def _lock_offsets(
-    conn: psycopg.AsyncConnection[Any], tps: list[TopicPartition]
-) -> dict[TopicPartition, bytes]:
-    """Lock each partition's cursor row (creating it), return the chain head per partition.
-
-    The lock serialises two workers that briefly both hold a partition during a rebalance.
-    """
-    topics, partitions = [tp[0] for tp in tps], [tp[1] for tp in tps]
-    await conn.execute(
-        """INSERT INTO consumer_offsets (topic, partition, next_offset, last_hash)
-           SELECT t, p, 0, %s FROM unnest(%s::text[], %s::int[]) AS x(t, p)
-           ON CONFLICT (topic, partition) DO NOTHING""",
-        (GENESIS, topics, partitions),
-    )
     cur = await conn.execute(
-        """SELECT topic, partition, last_hash FROM consumer_offsets
-           WHERE (topic, partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))
-           ORDER BY topic, partition FOR UPDATE""",
-        (topics, partitions),
+        """SELECT department, source_ref FROM events
+           WHERE corrects IS NOT NULL AND (department, source_ref) IN
+                 (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+        ([e.department for _, e in corrections], [e.source_ref for _, e in corrections]),
     )
-    return {(row[0], row[1]): bytes(row[2]) for row in await cur.fetchall()}
+    refs: CorrectionRefs = {(row[0], row[1]) for row in await cur.fetchall()}
+    return judge_corrections(fresh, originals, net, refs)
 
 
 # The ledger rows of a batch travel by binary COPY into a per-session staging table, then
-# one INSERT ... SELECT ... ON CONFLICT DO NOTHING moves them: a parameterised INSERT of 18
+# one INSERT ... SELECT ... ON CONFLICT DO NOTHING moves them: a parameterised INSERT of 19
 # arrays spent ~150 µs per event adapting the arrays on the client, COPY a few µs.
 _STAGE_COLUMNS = (
     ("event_id", "uuid"),
@@ -241,6 +312,7 @@ _STAGE_COLUMNS = (
     ("measures", "text"),
     ("payload", "text"),
     ("topic", "text"),
+    ("incarnation", "int4"),
     ("partition", "int4"),
     ("kafka_offset", "int8"),
     ("prev_hash", "bytea"),
@@ -298,26 +370,9 @@ ON CONFLICT (day, district, metric) DO UPDATE
 SET total = metric_daily.total + EXCLUDED.total, events = metric_daily.events + EXCLUDED.events
 """
 _INSERT_DEADLETTERS = """
-INSERT INTO deadletters (topic, partition, kafka_offset, reason, field, message, value, rule, raw)
-SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
-                     %s::text[], %s::text[], %s::bytea[])
-ON CONFLICT (topic, partition, kafka_offset) DO NOTHING
+INSERT INTO deadletters
+    (topic, incarnation, partition, kafka_offset, reason, field, message, value, rule, raw)
+SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::bigint[], %s::text[], %s::text[],
+                     %s::text[], %s::text[], %s::text[], %s::bytea[])
+ON CONFLICT (topic, incarnation, partition, kafka_offset) DO NOTHING
 """
-_ADVANCE_OFFSETS = """
-UPDATE consumer_offsets AS c
-SET next_offset = GREATEST(c.next_offset, x.n), last_hash = x.h, updated_at = now()
-FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bytea[]) AS x(t, p, n, h)
-WHERE c.topic = x.t AND c.partition = x.p
-"""
-
-
-async def stored_offsets(
-    conn: psycopg.AsyncConnection[Any], tps: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """Next offset to read per partition, as recorded with the rows it produced."""
-    cur = await conn.execute(
-        """SELECT topic, partition, next_offset FROM consumer_offsets
-           WHERE (topic, partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))""",
-        ([tp[0] for tp in tps], [tp[1] for tp in tps]),
-    )
-    return {(row[0], row[1]): int(row[2]) for row in await cur.fetchall()}

@@ -46,7 +46,7 @@ def sink(
         offset = stored.get(p, 0)
         stored[p] = offset + offset_step
         value = item if isinstance(item, bytes) else item.model_dump_json().encode()
-        records.append(Record(topic, p, offset, value, now))
+        records.append(Record(topic, p, offset, value, int(now.timestamp() * 1000)))
 
     async def write() -> SinkResult:
         conn = await connect_async(settings)

@@ -101,6 +101,7 @@ def test_as_of_reproduces_the_figures_shown_then_and_explain_adds_up(
             "delta": "-500.25",
             "reason": "面积重复计入",
             "approved_by": "王科长",
+            "source_ref": "审批单 2024-031",
         }
     )
     undone = DrainageCorrection.model_validate(
@@ -116,6 +117,7 @@ def test_as_of_reproduces_the_figures_shown_then_and_explain_adds_up(
             "delta": "-1",
             "reason": "验收未通过",
             "approved_by": "李科长",
+            "source_ref": "审批单 2024-032",
         }
     )
     assert sink(isolated, HEATING, [*later, cut]).inserted == 3

@@ -95,6 +95,7 @@ def test_replay_of_a_simulated_year_matches_and_finds_an_edited_rollup(
             "delta": "-10.5",
             "reason": "复核面积",
             "approved_by": "王科长",
+            "source_ref": "审批单 2023-017",
         }
     )
     reused = redelivered.model_copy(update={"area_m2": redelivered.area_m2 + 1})

@@ -44,6 +44,7 @@ def _correction(original: HeatingAreaConnected, delta: str, **changes: object) -
         "delta": delta,
         "reason": "台账录入错误：多录了一个单元",
         "approved_by": "王科长",
+        "source_ref": f"审批单 {uuid.uuid4().hex[:8]}",
     }
     fields.update(changes)
     return HeatingCorrection.model_validate(fields)

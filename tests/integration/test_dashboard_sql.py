@@ -82,7 +82,13 @@ async def _write(settings: Settings, year: Plan) -> None:
         offset = offsets[(outgoing.topic, partition)]
         offsets[(outgoing.topic, partition)] += 1
         by_topic[outgoing.topic].append(
-            Record(outgoing.topic, partition, offset, outgoing.value, outgoing.sent_at)
+            Record(
+                outgoing.topic,
+                partition,
+                offset,
+                outgoing.value,
+                int(outgoing.sent_at.timestamp() * 1000),
+            )
         )
     conn = await connect_async(settings)
     try:

@@ -5,6 +5,7 @@ worker never stops."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -16,13 +17,26 @@ from services.settings import Settings
 from streams.db import connect
 from tests.conftest import WorkerProcess, wait_until
 from tests.integration.helpers import scalar
-from tests.unit.bad_inputs import CASES, GOOD, NOW
+from tests.unit.bad_inputs import CASES, GOOD, NOW, Case
 
 pytestmark = pytest.mark.integration
 
-# The corpus judges "in the future" against NOW; the worker judges against the record's
-# Kafka timestamp, so the records carry NOW as theirs.
+# The corpus judges "in the future" against NOW. The worker judges against the record's
+# Kafka timestamp, which the broker stamps on append (LogAppendTime): whatever a sender
+# claims (NOW_MS here) does not count. The clock-dependent cases are therefore moved to the
+# broker's present before they are sent.
 NOW_MS = int(NOW.timestamp() * 1000)
+CLOCK_REASONS = {"in_future"}
+
+
+def _at_broker_time(case: Case) -> bytes:
+    """The case's record with every time moved by (now − NOW): as far in the future of the
+    broker's clock as the corpus puts it in the future of NOW."""
+    shift = datetime.now(UTC) - NOW + timedelta(minutes=1)
+    data = orjson.loads(case.raw or b"")
+    for name in ("occurred_at", "reported_at"):
+        data[name] = (datetime.fromisoformat(data[name]) + shift).isoformat()
+    return orjson.dumps(data)
 
 
 def _all_consumed(settings: Settings, sent: int) -> bool:
@@ -77,7 +91,8 @@ def test_every_bad_record_is_dead_lettered_with_its_reason(
     for i, case in enumerate(decode_cases + sink_cases):
         spec = BY_FAMILY[case.family]
         # A key, so that Kafka takes even the record with no value (a tombstone).
-        future = producer.send_raw(spec.name, case.raw, key=b"corpus", timestamp_ms=NOW_MS)
+        raw = _at_broker_time(case) if case.reason in CLOCK_REASONS else case.raw
+        future = producer.send_raw(spec.name, raw, key=b"corpus", timestamp_ms=NOW_MS)
         expected[_coordinates(future)] = (case.name, case.reason, case.field)
         # A good record right beside every bad one, on a rotating event type.
         good.append(

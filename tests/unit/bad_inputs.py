@@ -371,8 +371,15 @@ CASES: tuple[Case, ...] = (
         "spreadsheet_default_date",
         "heating",
         encode(AREA, occurred_at="1900-01-01T00:00:00+08:00"),
-        "out_of_range",
+        "too_early",
         "occurred_at",
+    ),
+    Case(
+        "reported_at_unix_epoch",
+        "heating",
+        encode(AREA, reported_at="1970-01-01T08:00:00+08:00"),
+        "too_early",
+        "reported_at",
     ),
     Case("project_empty_string", "heating", encode(AREA, project=""), "empty_text", "project"),
     Case(
@@ -634,6 +641,13 @@ CASES: tuple[Case, ...] = (
         "approved_by",
     ),
     Case(
+        "correction_without_reference",
+        "heating",
+        encode("heating.correction", source_ref=DROP),
+        "missing_field",
+        "source_ref",
+    ),
+    Case(
         "correction_of_itself",
         "heating",
         encode("heating.correction", corrects=fixed_id("heating.correction")),
@@ -671,6 +685,28 @@ CASES: tuple[Case, ...] = (
         "event_id",
         stage="sink",
         before=(encode(AREA),),
+    ),
+    Case(
+        # A script retried after a timeout: the same correction (same 审批单号) under a
+        # new event_id must not be applied twice.
+        "correction_resent_under_new_event_id",
+        "heating",
+        encode(
+            "heating.correction",
+            event_id=fixed_id("the correction, sent again"),
+            source_ref="审批单 2024-088",
+        ),
+        "duplicate_correction",
+        "source_ref",
+        stage="sink",
+        before=(
+            encode(AREA, event_id=fixed_id("corrected heating")),
+            encode(
+                "heating.correction",
+                event_id=fixed_id("the correction, first sent"),
+                source_ref="审批单 2024-088",
+            ),
+        ),
     ),
 )
 

@@ -1,0 +1,152 @@
+"""Where the worker stands in each topic: ``consumer_offsets`` (the next offset and chain head
+of every topic-incarnation-partition) and ``topic_incarnations`` (each life of a topic).
+
+PostgreSQL, not Kafka's group commit, decides where reading resumes: the sink advances a
+cursor in the same transaction as the rows its records produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from streams.chain import GENESIS
+
+AsyncConn = psycopg.AsyncConnection[Any]
+# (topic, incarnation, partition)
+Position = tuple[str, int, int]
+
+
+@dataclass(frozen=True)
+class Incarnation:
+    """The life of a topic the worker now reads, and whether it just began."""
+
+    topic: str
+    number: int
+    topic_id: UUID | None
+    # Why a new incarnation began (for the log and the pipeline dashboard); None if the
+    # topic is the one already recorded.
+    reset: str | None = None
+
+
+async def current_incarnation(
+    conn: AsyncConn, *, topic: str, topic_id: UUID | None, log_end: Mapping[int, int]
+) -> Incarnation:
+    """The incarnation the records of ``topic`` belong to now, recording a new one when the
+    topic was deleted and created again: its id is not the recorded one, or a stored offset
+    lies beyond the partition's log end (``log_end``: partition → end offset now; the only
+    sign left when the id was never recorded).
+
+    ``topic_id`` None (the broker could not be asked) compares the offsets only.
+    """
+    async with conn.transaction():
+        # Two workers assigned the same topic at once record one incarnation, not two.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"citystream.incarnation/{topic}",),
+        )
+        cur = await conn.execute(
+            """SELECT incarnation, topic_id FROM topic_incarnations WHERE topic = %s
+               ORDER BY incarnation DESC LIMIT 1""",
+            (topic,),
+        )
+        row = await cur.fetchone()
+        number, known_id = (int(row[0]), row[1]) if row else (1, None)
+        cur = await conn.execute(
+            """SELECT partition, next_offset FROM consumer_offsets
+               WHERE topic = %s AND incarnation = %s""",
+            (topic, number),
+        )
+        beyond = {
+            int(p): int(n) for p, n in await cur.fetchall() if int(n) > log_end.get(int(p), 0)
+        }
+        changed = topic_id is not None and known_id is not None and known_id != topic_id
+        if row is not None and not changed and not beyond:
+            return Incarnation(topic, number, known_id)
+        if row is None and not beyond:
+            await _record(conn, topic, 1, topic_id, "first read of the topic")
+            return Incarnation(topic, 1, topic_id)
+        if changed:
+            reason = f"the topic id changed from {known_id} to {topic_id}"
+        else:
+            shown = ", ".join(f"[{p}] {n} > {log_end.get(p, 0)}" for p, n in sorted(beyond.items()))
+            reason = f"stored offsets beyond the log end ({shown})"
+        if row is None:
+            # The incarnation that ended was never recorded (rows from before ids were).
+            await _record(conn, topic, 1, None, "read before topic ids were recorded")
+        await _record(conn, topic, number + 1, topic_id, f"topic reset: {reason}")
+        return Incarnation(topic, number + 1, topic_id, reset=reason)
+
+
+async def _record(
+    conn: AsyncConn, topic: str, number: int, topic_id: UUID | None, reason: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO topic_incarnations (topic, incarnation, topic_id, reason)
+           VALUES (%s, %s, %s, %s)""",
+        (topic, number, topic_id, reason),
+    )
+
+
+async def stored_offsets(
+    conn: AsyncConn, *, topic: str, incarnation: int, partitions: Sequence[int]
+) -> dict[int, int]:
+    """Partition → next offset to read, as recorded with the rows it produced; 0 for a
+    partition of this incarnation nothing was stored for yet."""
+    cur = await conn.execute(
+        """SELECT partition, next_offset FROM consumer_offsets
+           WHERE topic = %s AND incarnation = %s AND partition = ANY(%s)""",
+        (topic, incarnation, list(partitions)),
+    )
+    stored = {int(p): int(n) for p, n in await cur.fetchall()}
+    return {p: stored.get(p, 0) for p in partitions}
+
+
+async def lock(conn: AsyncConn, positions: Sequence[Position]) -> dict[Position, tuple[int, bytes]]:
+    """Lock each partition's cursor row (creating it); return (next offset, chain head) per
+    partition. The lock serialises two workers that briefly both hold a partition during a
+    rebalance."""
+    topics, incarnations, partitions = (
+        [p[0] for p in positions],
+        [p[1] for p in positions],
+        [p[2] for p in positions],
+    )
+    await conn.execute(
+        """INSERT INTO consumer_offsets (topic, incarnation, partition, next_offset, last_hash)
+           SELECT t, i, p, 0, %s FROM unnest(%s::text[], %s::int[], %s::int[]) AS x(t, i, p)
+           ON CONFLICT (topic, incarnation, partition) DO NOTHING""",
+        (GENESIS, topics, incarnations, partitions),
+    )
+    cur = await conn.execute(
+        """SELECT topic, incarnation, partition, next_offset, last_hash FROM consumer_offsets
+           WHERE (topic, incarnation, partition) IN
+                 (SELECT * FROM unnest(%s::text[], %s::int[], %s::int[]))
+           ORDER BY topic, incarnation, partition FOR UPDATE""",
+        (topics, incarnations, partitions),
+    )
+    return {(r[0], r[1], r[2]): (int(r[3]), bytes(r[4])) for r in await cur.fetchall()}
+
+
+async def advance(
+    conn: AsyncConn, next_offsets: Mapping[Position, int], heads: Mapping[Position, bytes]
+) -> None:
+    """Move the locked cursors to ``next_offsets`` (never back) with their chain heads."""
+    positions = sorted(next_offsets)
+    await conn.execute(
+        """UPDATE consumer_offsets AS c
+           SET next_offset = GREATEST(c.next_offset, x.n), last_hash = x.h, updated_at = now()
+           FROM unnest(%s::text[], %s::int[], %s::int[], %s::bigint[], %s::bytea[])
+                AS x(t, i, p, n, h)
+           WHERE c.topic = x.t AND c.incarnation = x.i AND c.partition = x.p""",
+        (
+            [p[0] for p in positions],
+            [p[1] for p in positions],
+            [p[2] for p in positions],
+            [next_offsets[p] for p in positions],
+            [heads[p] for p in positions],
+        ),
+    )

@@ -1,0 +1,161 @@
+"""Writing a batch until it is done: retry what may pass later, isolate what never will.
+
+A batch fails for one of three kinds of reason (:mod:`streams.db.ledger` says which):
+
+- the moment (PostgreSQL away, a serialization failure, a lock or statement timeout, a
+  server shutting down): the same batch is tried again, with a bounded back-off, on a new
+  connection when the old one broke; nothing is acked meanwhile, so nothing is lost;
+- a value in it (a date beyond year 9999, a number PostgreSQL cannot hold, …): it fails
+  the same way on every try, so the batch is split in halves, each written on its own (in
+  order, so chains and corrections see what came before), until the record that fails on
+  its own is found; that record becomes a dead letter (``unprocessable``, with the
+  database's message), every other record is stored;
+- another event at one of its Kafka positions: the topic was deleted and created again;
+  the caller checks, and drops the batch if so (its records are read again in the topic's
+  new incarnation), or the record is isolated like any other that cannot be stored.
+
+Nothing a record contains can make a family stop or the worker exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from schemas.validation import Rejection
+from services.settings import Settings
+from streams import metrics
+from streams.db import DatabaseUnavailable, connect_async
+from streams.db.ledger import RecordRefused, TopicReset, write_batch
+from streams.sink import Batch, Record, SinkResult, sink_rejection
+
+log = logging.getLogger("citystream.worker")
+
+# Bounded back-off while PostgreSQL is away: nothing is acked meanwhile, so nothing is lost.
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+# A sink statement running longer than this (stuck behind a lock, a server in trouble)
+# fails, and the batch is retried on the same terms as any database error.
+STATEMENT_TIMEOUT_S = 60.0
+
+# Re-decodes a part of a batch (what a split writes) as the family's own batches are.
+Prepare = Callable[[list[Record]], Batch]
+# Asked when a batch collides with ledger rows at its Kafka positions: True if the topic
+# was reset (the batch is then dropped), False if not (the record is isolated).
+ResetCheck = Callable[[], Awaitable[bool]]
+
+
+async def connect_with_retry(settings: Settings) -> Any:
+    attempt = 0
+    while True:
+        try:
+            return await connect_async(settings, statement_timeout_s=STATEMENT_TIMEOUT_S)
+        except DatabaseUnavailable as exc:
+            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+            log.warning("database unavailable, retrying in %.1fs: %s", delay, exc)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+
+class BatchWriter:
+    """One family's connection and the rules above."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._conn: Any = None
+
+    async def open(self) -> None:
+        self._conn = await connect_with_retry(self._settings)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def write(
+        self, batch: Batch, *, prepare: Prepare, reset_check: ResetCheck
+    ) -> list[SinkResult] | None:
+        """The outcome of every part the batch was written in; None if it was dropped
+        because its topic was reset."""
+        try:
+            return [await self._until_committed(batch)]
+        except RecordRefused as exc:
+            return await self._isolate(batch, exc.rejection, prepare, reset_check)
+        except TopicReset as exc:
+            if await reset_check():
+                log.warning("batch dropped: its topic was reset", extra={"detail": str(exc)})
+                return None
+            why = sink_rejection(
+                "unprocessable",
+                "kafka_offset",
+                "",
+                "one event per Kafka position",
+                zh="台账中该 Kafka 位置已有另一事件，而主题并未重建（台账被改动？）",
+                en="another event is recorded at this Kafka position although the topic was "
+                "not re-created (was the ledger changed?)",
+            )
+            return await self._isolate(batch, why, prepare, reset_check)
+
+    async def _isolate(
+        self, batch: Batch, why: Rejection, prepare: Prepare, reset_check: ResetCheck
+    ) -> list[SinkResult] | None:
+        records = batch.records
+        if len(records) == 1:
+            (record,) = records
+            log.error(
+                "record cannot be stored; dead-lettered",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": why.reason,
+                    "detail": why.message,
+                },
+            )
+            alone = Batch(
+                records,
+                batch.incarnation,
+                rejected=[(record, why)],
+                next_offsets={(record.topic, record.partition): record.offset + 1},
+            )
+            return [await self._until_committed(alone, dead_letter=True)]
+        metrics.BATCH_SPLITS.inc()
+        middle = len(records) // 2
+        results: list[SinkResult] = []
+        for part in (records[:middle], records[middle:]):
+            written = await self.write(prepare(part), prepare=prepare, reset_check=reset_check)
+            if written is None:
+                return None
+            results.extend(written)
+        return results
+
+    async def _until_committed(self, batch: Batch, *, dead_letter: bool = False) -> SinkResult:
+        """Write until it commits, retrying failures of the moment; a failure caused by the
+        batch's values (or a topic reset) leaves to the caller, except for a dead letter
+        alone, which nothing but the moment can stop."""
+        attempt = 0
+        while True:
+            try:
+                return await write_batch(self._conn, batch)
+            except (RecordRefused, TopicReset):
+                if not dead_letter:
+                    raise
+                log.exception("a dead letter alone could not be stored; retrying")
+                exc: Exception | None = None
+            except Exception as error:  # the moment's: retry, never kill the family
+                exc = error
+                if not isinstance(error, DatabaseUnavailable):
+                    log.warning("batch not written: %s", error)
+            metrics.SINK_RETRIES.inc()
+            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+            log.warning("batch not written, retrying in %.1fs: %s", delay, exc)
+            attempt += 1
+            await asyncio.sleep(delay)
+            if self._conn.closed or self._conn.broken or isinstance(exc, DatabaseUnavailable):
+                await self._conn.close()
+                self._conn = await connect_with_retry(self._settings)
+
+    @property
+    def connection(self) -> Any:
+        return self._conn

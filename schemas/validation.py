@@ -194,7 +194,7 @@ _TIMESTAMP_KINDS = {CREATE_TIME: "CreateTime", LOG_APPEND_TIME: "LogAppendTime"}
 # last day datetime can hold (a CreateTime may be any 64-bit number: 2^62 ms) cannot be a
 # clock's reading.
 _EARLIEST_MS = int(EARLIEST.timestamp() * 1000)
-_LATEST_MS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp() * 1000)
+_LATEST_MS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000)
 
 
 def record_clock(timestamp_ms: int | None, timestamp_type: int) -> datetime | Rejection:

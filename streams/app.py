@@ -120,9 +120,8 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
             positions = await cast(_App, self.app).positions(incarnation, mine)
             for tp, offset in positions.items():
                 await self.seek(tp, offset)
-            log.error(
-                "topic %s was deleted and created again: reading incarnation %d from "
-                "offsets %s; the ledger keeps the earlier incarnations' rows",
+            log.warning(
+                "topic %s: incarnation %d read from offsets %s",
                 family.topic,
                 incarnation.number,
                 {f"[{tp.partition}]": o for tp, o in sorted(positions.items())},
@@ -202,7 +201,13 @@ class _App(faust.App):
             await conn.close()
         if found.reset is not None:
             metrics.TOPIC_RESETS.labels(topic).inc()
-            log.error("topic %s reset: %s", topic, found.reset)
+            log.error(
+                "topic %s was deleted and created again (%s): reading its incarnation %d from "
+                "its start; the ledger keeps the earlier incarnations' rows",
+                topic,
+                found.reset,
+                found.number,
+            )
         metrics.INCARNATION.labels(topic).set(found.number)
         return found
 

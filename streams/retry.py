@@ -89,7 +89,7 @@ class BatchWriter:
             why = sink_rejection(
                 "unprocessable",
                 "kafka_offset",
-                "",
+                None,
                 "one event per Kafka position",
                 zh="台账中该 Kafka 位置已有另一事件，而主题并未重建（台账被改动？）",
                 en="another event is recorded at this Kafka position although the topic was "

@@ -56,10 +56,11 @@ class SinkResult:
 
 
 def sink_rejection(
-    reason: str, field: str, value: str, rule: str, *, zh: str, en: str
+    reason: str, field: str | None, value: str | None, rule: str, *, zh: str, en: str
 ) -> Rejection:
     """A rejection only the ledger can decide (an unknown corrected event, a reused id)."""
-    return Rejection.build(reason, field, value[:200], rule=rule, zh=zh, en=en)
+    shown = None if value is None else value[:200]
+    return Rejection.build(reason, field, shown, rule=rule, zh=zh, en=en)
 
 
 def prepare(spec: TopicSpec, records: list[Record], *, incarnation: int = 1) -> Batch:

@@ -192,6 +192,9 @@ class _State:
     originals: dict[UUID, Original] = field(default_factory=dict)
     net: NetCorrections = field(default_factory=dict)
     refs: CorrectionRefs = field(default_factory=set)
+    # Kafka positions the workers dead-lettered because storing them failed (PostgreSQL
+    # refused a value): a verdict of the database, not of the rules, so it is read back.
+    unstorable: set[tuple[str, int, int]] = field(default_factory=set)
 
 
 def _decimals(measures: Mapping[str, str]) -> dict[str, Decimal]:
@@ -260,6 +263,9 @@ def _kafka_items(
         result.events_read += 1
         ticker.tick()
         spec = specs[record.topic]
+        if (record.topic, record.partition, record.offset) in state.unstorable:
+            result.rejected["unprocessable"] += 1
+            continue
         now = record_clock(record.timestamp_ms, record.timestamp_type)
         if isinstance(now, Rejection):
             result.rejected[now.reason] += 1
@@ -393,6 +399,10 @@ def _run(
             # Ids recorded on the topics not replayed: reusing one here is a conflict.
             for event_id in store.event_ids(conn, except_topics=names):
                 state.known[event_id] = _OTHER_TOPIC
+            if isinstance(window, store.OffsetWindow):
+                state.unstorable = store.unstorable_positions(
+                    conn, incarnations=window.incarnations
+                )
         baseline = _baseline(
             store.replay_rows(
                 conn, topics=names, window=window, part="before", payloads=kafka, ordered=False

@@ -228,6 +228,28 @@ def count_rows(conn: Conn, *, topics: Sequence[str], window: Window, part: Part)
     return int(row[0]) if row else 0
 
 
+# The dead letters whose verdict came from storing them, not from the rules: PostgreSQL
+# refused a value, or building its row failed. Replay cannot recompute that verdict.
+UNSTORABLE_REASONS = ("unprocessable", "internal_error")
+
+
+def unstorable_positions(
+    conn: Conn, *, incarnations: Mapping[str, int]
+) -> set[tuple[str, int, int]]:
+    """(topic, partition, offset) of the records of each topic's given incarnation that the
+    workers dead-lettered because they could not be stored."""
+    topics = sorted(incarnations)
+    with errors("reading dead letters"):
+        rows = conn.execute(
+            """SELECT d.topic, d.partition, d.kafka_offset FROM deadletters d
+               JOIN unnest(%s::text[], %s::int[]) AS i(t, n)
+                 ON d.topic = i.t AND d.incarnation = i.n
+               WHERE d.reason = ANY(%s)""",
+            (topics, [incarnations[t] for t in topics], list(UNSTORABLE_REASONS)),
+        ).fetchall()
+    return {(row[0], row[1], int(row[2])) for row in rows}
+
+
 def event_ids(conn: Conn, *, except_topics: Sequence[str]) -> Iterator[UUID]:
     """Ids of the ledger rows of every topic but ``except_topics``."""
     for row in _stream(

@@ -63,9 +63,10 @@ async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkR
     telling the caller whether to retry (:class:`DatabaseUnavailable`, a plain
     :class:`DatabaseError`, :class:`ConcurrentInsert`), to look for a topic reset
     (:class:`TopicReset`) or to split the batch (:class:`RecordRefused`)."""
+    step = _Step()
     try:
         async with conn.transaction():
-            return await _write(conn, batch)
+            return await _write(conn, batch, step)
     except DatabaseError:
         raise
     except psycopg.errors.UniqueViolation as exc:
@@ -74,10 +75,13 @@ async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkR
             raise TopicReset(f"writing a batch failed: {exc}".strip()) from exc
         if constraint == "events_correction_ref":
             raise ConcurrentInsert("a correction reference was recorded concurrently") from exc
-        raise _refused(exc) from exc
+        raise _refused(exc, step) from exc
     except psycopg.Error as exc:
-        if (exc.sqlstate or "")[:2] in _CAUSED_BY_DATA:
-            raise _refused(exc) from exc
+        # psycopg raises DataError itself, without a SQLSTATE, for a value it cannot send
+        # (a Decimal with more digits after the point than numeric holds).
+        caused_by_data = isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+        if caused_by_data or (exc.sqlstate or "")[:2] in _CAUSED_BY_DATA:
+            raise _refused(exc, step) from exc
         if isinstance(exc, psycopg.OperationalError):
             raise DatabaseUnavailable(f"writing a batch failed: {exc}".strip()) from exc
         raise DatabaseError(f"writing a batch failed: {exc}".strip()) from exc
@@ -87,45 +91,55 @@ async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkR
         raise RecordRefused(
             f"building the rows of a batch failed: {exc!r}",
             _unprocessable(
-                "internal_error",
-                None,
-                f"{type(exc).__name__}: {exc}",
-                zh="存储该记录时系统出错（",
-                en="storing the record failed in CityStream (",
+                step.field,
+                f"{type(exc).__name__}: {exc}; {step.what}",
+                zh="无法存储该记录（",
+                en="the record could not be stored (",
             ),
         ) from exc
 
 
-def _refused(exc: psycopg.Error) -> RecordRefused:
+class _Step:
+    """What ``_write`` was doing, for the message of a record that fails alone."""
+
+    def __init__(self) -> None:
+        self.what = "reading what the ledger holds"
+        self.field: str | None = None
+
+    def now(self, what: str, field: str | None = None) -> None:
+        self.what, self.field = what, field
+
+
+def _refused(exc: psycopg.Error, step: _Step) -> RecordRefused:
     diag = exc.diag
     detail = diag.message_primary or str(exc)
     if diag.message_detail:
         detail += f" ({diag.message_detail})"
+    detail += f"; {step.what}"
     return RecordRefused(
         f"writing a batch failed: {exc}".strip(),
         _unprocessable(
-            "unprocessable",
-            diag.column_name,
-            f"{exc.sqlstate}: {detail}",
+            diag.column_name or step.field,
+            f"{exc.sqlstate}: {detail}" if exc.sqlstate else detail,
             zh="数据库拒绝存储该记录（",
             en="PostgreSQL refused to store the record (",
         ),
     )
 
 
-def _unprocessable(reason: str, column: str | None, why: str, *, zh: str, en: str) -> Rejection:
+def _unprocessable(column: str | None, why: str, *, zh: str, en: str) -> Rejection:
     why = why.replace("\x00", "\\x00")[:300]
     return sink_rejection(
-        reason,
-        column or "",
-        "",
+        "unprocessable",
+        column,
+        None,
         "the record can be stored",
         zh=f"{zh}{why}）；同批其他记录已存储",
         en=f"{en}{why}); the rest of its batch was stored",
     )
 
 
-async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult:
+async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) -> SinkResult:
     ingested_at = datetime.now(UTC)
     incarnation = batch.incarnation
     positions = {tp: (tp[0], incarnation, tp[1]) for tp in batch.next_offsets}
@@ -139,6 +153,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
     fresh, refused = await _check_corrections(conn, fresh)
     rejected.extend(refused)
 
+    step.now("building the ledger rows", "payload")
     rows: list[tuple[Any, ...]] = []
     for record, event in fresh:
         tp = (record.topic, record.partition)
@@ -181,12 +196,15 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         )
 
     if fresh:
+        step.now("writing the ledger rows (events)")
         cur = await _insert_events(conn, rows)
         if len(await cur.fetchall()) != len(fresh):
             # The chain was computed for rows that are no longer all new: roll back, retry.
             raise ConcurrentInsert("an event id of this batch was inserted concurrently")
+        step.now("summing the daily rollup by local day", "occurred_at")
         groups = rollup((e.occurred_at, str(e.district), e.measures()) for _, e in fresh)
         keys = sorted(groups)
+        step.now("writing the daily rollup (metric_daily)", ", ".join(sorted({k[2] for k in keys})))
         await conn.execute(
             _UPSERT_ROLLUP,
             (
@@ -199,6 +217,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult
         )
 
     if rejected:
+        step.now("writing the dead letters")
         await conn.execute(
             _INSERT_DEADLETTERS,
             (

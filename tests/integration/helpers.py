@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from schemas.districts import SUBDISTRICTS
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected
+from schemas.parking import ParkingSpacesOpened
 from schemas.topics import HEATING
 from services.progress import caught_up
 from services.settings import Settings
@@ -29,6 +30,24 @@ def heating_events(count: int, *, seed: int) -> list[HeatingAreaConnected]:
             reported_at=start + timedelta(days=71),
             project=f"estate {rng.randrange(1, 80)}",
             area_m2=Decimal(rng.randrange(100, 5_000_000)) / 100,
+        )
+        for _ in range(count)
+    ]
+
+
+def parking_events(count: int, *, seed: int) -> list[ParkingSpacesOpened]:
+    rng = random.Random(seed)
+    start = datetime(2024, 9, 1, tzinfo=UTC)
+    return [
+        ParkingSpacesOpened(
+            event_id=uuid.uuid4(),
+            department="parking",
+            district=rng.choice(SUBDISTRICTS),
+            occurred_at=start + timedelta(minutes=rng.randrange(0, 60 * 24 * 70)),
+            reported_at=start + timedelta(days=71),
+            project=f"lot {rng.randrange(1, 40)}",
+            kind=rng.choice(("temporary", "permanent")),
+            spaces=rng.randrange(1, 500),
         )
         for _ in range(count)
     ]

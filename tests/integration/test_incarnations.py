@@ -1,0 +1,94 @@
+"""The pieces the worker's topic-reset handling is made of, each against the real database:
+how an incarnation is decided, and what the sink does with a batch whose Kafka positions
+another event already holds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from schemas.topics import HEATING
+from services.settings import Settings
+from streams.db import connect_async
+from streams.db.cursors import Incarnation, current_incarnation
+from streams.db.ledger import TopicReset, write_batch
+from streams.sink import Record, prepare
+from tests.integration.helpers import chain_breaks, heating_events
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "city.heating.v1"
+
+
+def _run(settings: Settings, work: Any) -> Any:
+    async def go() -> Any:
+        conn = await connect_async(settings)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _incarnation(
+    settings: Settings, topic_id: uuid.UUID | None, log_end: dict[int, int]
+) -> Incarnation:
+    return _run(  # type: ignore[no-any-return]
+        settings,
+        lambda conn: current_incarnation(conn, topic=TOPIC, topic_id=topic_id, log_end=log_end),
+    )
+
+
+def _batch(settings: Settings, count: int, *, seed: int, incarnation: int) -> Any:
+    events = heating_events(count, seed=seed)
+    records = [
+        Record(settings.topic_name(TOPIC), 0, offset, e.model_dump_json().encode())
+        for offset, e in enumerate(events)
+    ]
+    return prepare(HEATING, records, incarnation=incarnation)
+
+
+def test_an_incarnation_changes_only_with_the_topic(isolated: Settings) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    assert _incarnation(isolated, first, {0: 0}) == Incarnation(TOPIC, 1, first)
+    assert _incarnation(isolated, first, {0: 0}) == Incarnation(TOPIC, 1, first)
+    # The broker could not be asked: nothing to compare, nothing changes.
+    assert _incarnation(isolated, None, {0: 0}).number == 1
+    reset = _incarnation(isolated, second, {0: 0})
+    assert (reset.number, reset.topic_id) == (2, second)
+    assert reset.reset is not None and str(first) in reset.reset and str(second) in reset.reset
+    assert _incarnation(isolated, second, {0: 0}) == Incarnation(TOPIC, 2, second)
+
+
+def test_offsets_beyond_the_log_end_start_a_new_incarnation(isolated: Settings) -> None:
+    # A ledger from before ids were recorded: rows up to offset 3 on partition 0.
+    written = _run(
+        isolated, lambda conn: write_batch(conn, _batch(isolated, 3, seed=1, incarnation=1))
+    )
+    assert written.inserted == 3
+    topic = isolated.topic_name(TOPIC)
+
+    def decide(log_end: dict[int, int]) -> Any:
+        return lambda conn: current_incarnation(
+            conn, topic=topic, topic_id=uuid.uuid4(), log_end=log_end
+        )
+
+    found = _run(isolated, decide({0: 1}))  # the topic now ends at 1: it is a new one
+    assert found.number == 2
+    assert found.reset is not None and "[0] 3 > 1" in found.reset
+
+
+def test_a_batch_at_positions_other_events_hold_is_a_topic_reset(isolated: Settings) -> None:
+    assert _run(isolated, lambda c: write_batch(c, _batch(isolated, 3, seed=1, incarnation=1)))
+    other = _batch(isolated, 3, seed=2, incarnation=1)
+    with pytest.raises(TopicReset):
+        _run(isolated, lambda conn: write_batch(conn, other))
+    # The same records in the topic's next incarnation are new positions: they land, on a
+    # chain of their own.
+    again = _batch(isolated, 3, seed=2, incarnation=2)
+    assert _run(isolated, lambda conn: write_batch(conn, again)).inserted == 3
+    assert chain_breaks(isolated) == []

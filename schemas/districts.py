@@ -34,7 +34,8 @@ SUBDISTRICTS: tuple[District, ...] = tuple(d for d in District if d is not Distr
 
 
 def _key(text: str) -> str:
-    """Lookup key: NFKC, no zero-width characters, single spaces, case-folded."""
+    """Lookup key: the text fields' normalisation (NFKC, no invisible characters, single
+    spaces), case-folded."""
     return normalise_text(text).casefold()
 
 

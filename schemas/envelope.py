@@ -117,7 +117,7 @@ class Envelope(BaseModel):
     project: Name | None = Field(
         default=None,
         description="site, estate, school, lot or waterlogging point; NFKC-normalised, "
-        "zero-width characters removed, spaces collapsed",
+        "invisible characters removed, blank-looking fillers read as spaces, spaces collapsed",
     )
     source_ref: Name | None = Field(
         default=None, description="ledger row or document this event comes from"

@@ -43,7 +43,8 @@ not_finite                  that field            "NaN" or "Infinity" → send a
 too_precise                 that field            more decimals than the unit takes (m² 2,
                                                   km 3, counts 0) → round it
 empty_text                  that field            text empty after trimming spaces and
-                                                  zero-width characters → fill it in, or omit
+                                                  characters that render as blank (zero-width,
+                                                  fillers, selectors…) → fill it in, or omit
                                                   an optional field
 unknown_district            district              not a code or name of the zone's districts
 unsupported_version         schema_version        only schema_version 1 exists

@@ -4,6 +4,12 @@ Partitions are assigned by hand and the consumer has no group: nothing is commit
 no worker's consumer group is touched, so an audit can run beside the live workers.
 Positions in time come from Kafka's time index (``offsets_for_times``).
 
+Records may come in any codec a producer may use (gzip, snappy, lz4, zstd): kafka-python
+decodes snappy and zstd only with ``python-snappy`` and ``zstandard`` installed, which
+``pyproject.toml`` requires. Should a record still be undecodable here (a library missing
+from this Python, a codec this kafka-python does not know), :class:`UndecodableRecordError`
+says which codec and which record — not that Kafka is unreachable.
+
 Topics: whatever the caller names (full names, ``CITYSTREAM_TOPIC_NAMESPACE`` included).
 Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``.
 """
@@ -11,6 +17,7 @@ Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``.
 from __future__ import annotations
 
 import heapq
+import re
 import time
 import uuid
 from collections import deque
@@ -21,7 +28,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, UnsupportedCodecError
 
 from services.settings import Settings
 
@@ -29,10 +36,89 @@ TP = tuple[str, int]
 
 # No record for this long from a partition that still owes some: give up, say which.
 STALL_TIMEOUT_S = 60.0
+# How long finding the record that cannot be decoded may take (one poll per partition).
+LOCATE_TIMEOUT_S = 30.0
 
 
 class KafkaReadError(RuntimeError):
     """Kafka could not be read as asked; the message says what and what to do."""
+
+
+class UndecodableRecordError(KafkaReadError):
+    """Kafka holds a record this installation cannot decode (its compression codec).
+
+    Kafka was reached and the record is there: what is missing is on this side, so it is
+    not reported as Kafka being unreachable. ``codec`` is kafka-python's name for it
+    ("snappy", "zstd", …, or "type N" for an id it does not know); ``topic``,
+    ``partition`` and ``offset`` are None when the record could not be located.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        codec: str,
+        topic: str | None,
+        partition: int | None,
+        offset: int | None,
+    ) -> None:
+        super().__init__(message)
+        self.codec = codec
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+# kafka-python's two messages (kafka/record/default_records.py, legacy_records.py).
+_MISSING_LIBRARY_RE = re.compile(r"Libraries for (\w+) compression codec not found")
+_UNKNOWN_CODEC_RE = re.compile(r"Unrecognized compression type: (\S+)")
+# What kafka/codec.py imports for each codec; gzip is Python's own.
+CODEC_PACKAGES = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}
+
+
+def undecodable(
+    exc: UnsupportedCodecError,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> UndecodableRecordError:
+    """kafka-python's UnsupportedCodecError, which names neither the record nor what to
+    do, as an error that says which codec, which record, and what to do."""
+    detail = str(exc.args[0]) if exc.args else ""
+    where = (
+        f"the record at {topic}[{partition}] offset {offset}"
+        if topic is not None and partition is not None and offset is not None
+        else f"a record of {topic}"
+        if topic is not None
+        else "a record"
+    )
+    missing = _MISSING_LIBRARY_RE.search(detail)
+    unknown = _UNKNOWN_CODEC_RE.search(detail)
+    if missing is not None:
+        codec = missing.group(1)
+        package = CODEC_PACKAGES.get(codec, codec)
+        why = (
+            f"it is compressed with {codec}, and kafka-python finds no {codec} library in "
+            f"this Python: install the package {package!r} (a dependency of CityStream; "
+            "'make install' installs them all)"
+        )
+    elif unknown is not None:
+        codec = f"type {unknown.group(1)}"
+        why = (
+            f"it is compressed with codec {codec}, which this kafka-python does not know "
+            "(it reads gzip, snappy, lz4 and zstd): the producer used a newer codec"
+        )
+    else:
+        codec = "unknown"
+        why = f"kafka-python cannot decompress it ({detail or type(exc).__name__})"
+    return UndecodableRecordError(
+        f"cannot decode {where}: {why}",
+        codec=codec,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +141,7 @@ class TopicReader:
     """A group-less consumer over some topics; use as a context manager."""
 
     def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
+        self._settings = settings
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=settings.kafka_bootstrap,
@@ -158,6 +245,19 @@ class TopicReader:
             if waiting:
                 try:
                     polled = consumer.poll(timeout_ms=500)
+                except UnsupportedCodecError as exc:
+                    found = self._locate(
+                        [tp for i, tp in enumerate(wanted) if not finished[i]],
+                        dict(zip(wanted, ends, strict=True)),
+                    )
+                    if found is None:
+                        topics = {tp.topic for tp in wanted}
+                        only = next(iter(topics)) if len(topics) == 1 else None
+                        raise undecodable(exc, topic=only) from exc
+                    tp, offset, again = found
+                    raise undecodable(
+                        again, topic=tp.topic, partition=tp.partition, offset=offset
+                    ) from exc
                 except KafkaError as exc:
                     raise KafkaReadError(f"reading from Kafka failed: {exc}") from exc
                 for tp, records in polled.items():
@@ -212,6 +312,52 @@ class TopicReader:
                     else:
                         waiting.add(i)
         consumer.unsubscribe()
+
+    def _locate(
+        self, candidates: Sequence[TopicPartition], ends: Mapping[TopicPartition, int]
+    ) -> tuple[TopicPartition, int, UnsupportedCodecError] | None:
+        """The partition and offset an UnsupportedCodecError of poll() is about, which it
+        does not say: each partition that still owes records is read alone from its
+        position (poll() has returned everything before the failing batch) until one fails
+        the same way; None if none does within LOCATE_TIMEOUT_S.
+
+        With a consumer of its own: kafka-python 3.0.12 keeps the failed partition's
+        spent record iterator, and a later poll() of that partition spins forever."""
+        settings = self._settings
+        positions = {tp: self._consumer.position(tp) for tp in candidates}
+        try:
+            probe = KafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                client_id="citystream-audit-probe",
+                # One batch per partition is all it looks at (Kafka sends at least one).
+                max_partition_fetch_bytes=1024 * 1024,
+                fetch_max_bytes=1024 * 1024,
+                request_timeout_ms=int(settings.producer_timeout_s * 1000) + 5_000,
+                bootstrap_timeout_ms=int(settings.producer_timeout_s * 1000),
+            )
+        except KafkaError:
+            return None
+        deadline = time.monotonic() + LOCATE_TIMEOUT_S
+        try:
+            for tp in candidates:
+                if positions[tp] >= ends[tp]:
+                    continue
+                probe.assign([tp])
+                probe.seek(tp, positions[tp])
+                while time.monotonic() < deadline:
+                    try:
+                        polled = probe.poll(timeout_ms=500, max_records=1)
+                    except UnsupportedCodecError as exc:
+                        return tp, positions[tp], exc
+                    except KafkaError:
+                        break  # not a codec this partition lacks; try the next one
+                    if polled:
+                        break  # this partition decodes
+        finally:
+            probe.close()
+        return None
 
 
 def topic_retention(settings: Settings, topics: Sequence[str]) -> dict[str, tuple[int, int]]:

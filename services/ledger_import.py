@@ -30,7 +30,6 @@ import csv
 import hashlib
 import re
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -247,9 +246,10 @@ _UNIT_RE = re.compile(r"^(?P<base>.+?)\((?:单位)?(?P<unit>[^()]*)\)$")
 
 
 def header_key(text: str) -> str:
-    """What headers are compared by: NFKC (full-width → half-width, ㎡ → m2), case-folded,
-    without spaces, underscores, hyphens, colons and the * of required-field templates."""
-    text = unicodedata.normalize("NFKC", text).translate(_BRACKETS).casefold()
+    """What headers are compared by: the text fields' normalisation (NFKC: full-width →
+    half-width, ㎡ → m2; invisible characters gone), case-folded, without spaces,
+    underscores, hyphens, colons and the * of required-field templates."""
+    text = normalise_text(text).translate(_BRACKETS).casefold()
     return _SEPARATORS_RE.sub("", text)
 
 
@@ -697,7 +697,8 @@ def parse_datetime(value: Any, *, field: str = "occurred_at") -> datetime:
             zh="不是日期（如 2024-03-05）",
             en="is not a date (e.g. 2024-03-05)",
         )
-    text = unicodedata.normalize("NFKC", value).strip()
+    # As text fields are normalised: a date or number the clerk sees is the one read.
+    text = normalise_text(value)
     try:
         found = _COMPACT_DATE_RE.match(text) or _DATE_RE.match(text)
         if found is None:
@@ -742,7 +743,7 @@ def _float_text(value: float) -> str:
 
 
 def _number_text(value: str) -> str:
-    text = unicodedata.normalize("NFKC", value).strip()
+    text = normalise_text(value)
     return text.replace(",", "") if _THOUSANDS_RE.match(text) else text
 
 

@@ -3,7 +3,11 @@
 Exit codes, for every command: **0** nothing wrong; **1** something does not hold (a
 broken chain, a rollup that differs, a figure the events do not add up to); **2** the
 command was called wrongly (Click's usage errors, an invalid TIME or PLEDGE); **3** the
-audit could not run (PostgreSQL or Kafka unreachable) — nothing was checked.
+audit could not run (PostgreSQL or Kafka unreachable) — nothing was checked; **4** (``replay
+--source kafka``) Kafka holds a record this installation cannot decode (a compression
+codec whose library is missing, or unknown) — nothing was checked, and the message names
+the codec and the record. Not 1: the history is not shown wrong, only unread; not 3: Kafka
+was reached, and waiting for it will not help — installing the library will.
 """
 
 from __future__ import annotations
@@ -41,23 +45,27 @@ err_console = Console(stderr=True)
 
 EXIT_FOUND = 1
 EXIT_UNAVAILABLE = 3
+EXIT_UNDECODABLE = 4
 # Breaks and differences listed on screen; the count says how many more there are.
 SHOW = 20
 
 
-def _unavailable(message: str) -> NoReturn:
+def _unavailable(message: str, code: int = EXIT_UNAVAILABLE) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {escape(message)} (nothing was checked)")
-    sys.exit(EXIT_UNAVAILABLE)
+    sys.exit(code)
 
 
 @contextmanager
 def _reachable() -> Iterator[None]:
-    """Database and Kafka failures become exit code 3 with the reason."""
-    from services.kafka_reader import KafkaReadError
+    """Database and Kafka failures become exit code 3 with the reason; a Kafka record that
+    cannot be decoded here becomes exit code 4, saying which codec and which record."""
+    from services.kafka_reader import KafkaReadError, UndecodableRecordError
     from streams.db import DatabaseError
 
     try:
         yield
+    except UndecodableRecordError as exc:
+        _unavailable(str(exc), EXIT_UNDECODABLE)
     except (DatabaseError, KafkaReadError) as exc:
         _unavailable(str(exc))
 
@@ -117,7 +125,8 @@ def _short(hex_digest: str) -> str:
 def audit() -> None:
     """Verify the ledger, replay history, reproduce past figures, explain every number.
 
-    Exit codes: 0 nothing wrong; 1 something does not hold; 2 wrong usage; 3 could not run.
+    Exit codes: 0 nothing wrong; 1 something does not hold; 2 wrong usage; 3 could not run
+    (PostgreSQL or Kafka unreachable); 4 a Kafka record this installation cannot decode.
     """
 
 

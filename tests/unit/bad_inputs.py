@@ -9,9 +9,10 @@ records sent ahead of ``raw`` on the same topic).
 ``ACCEPTED``: inputs that look dangerous or sloppy but are valid, with the value decode
 must produce. SQL-injection strings are ordinary text: every statement is parameterised,
 so they are stored exactly as sent; rejecting them would only teach people to misspell
-their projects. Text that normalisation repairs (zero-width characters, full-width forms,
-extra spaces) is accepted in normalised form; text that normalisation empties is
-rejected (``empty_text``).
+their projects. Text that normalisation repairs (zero-width and other invisible characters,
+blank-looking fillers, full-width forms, extra spaces) is accepted in normalised form; text
+that normalisation empties is rejected (``empty_text``); bidi controls and the soft hyphen
+stay refused (``invalid_field``).
 
 All times are judged against ``NOW``; pass ``now=NOW`` to decode.
 """
@@ -576,6 +577,56 @@ CASES: tuple[Case, ...] = (
         "empty_text",
         "point_name",
     ),
+    # Text that renders as blank is whitespace (schemas.fields: BLANK, INVISIBLE_RANGES).
+    Case(
+        "project_only_hangul_fillers",
+        "heating",
+        encode(AREA, project="\u3164\uffa0\u115f\u1160"),
+        "empty_text",
+        "project",
+    ),
+    Case(
+        "project_only_braille_blanks",
+        "heating",
+        encode(AREA, project="\u2800 \u2800"),
+        "empty_text",
+        "project",
+    ),
+    Case(
+        "school_name_only_variation_selectors",
+        "education",
+        encode("education.school_opened", school_name="\ufe0f\ufe0e\U000e0100"),
+        "empty_text",
+        "school_name",
+    ),
+    Case(
+        "lot_name_only_mongolian_khmer_and_cgj",
+        "parking",
+        encode("parking.lot_opened", lot_name="\u180e\u17b4\u17b5\u034f"),
+        "empty_text",
+        "lot_name",
+    ),
+    Case(
+        "point_name_only_invisible_operators",
+        "drainage",
+        encode("drainage.point_repaired", point_name="\u2061\u2062\u2063\u2064"),
+        "empty_text",
+        "point_name",
+    ),
+    Case(
+        "project_with_right_to_left_mark",
+        "heating",
+        encode(AREA, project="estate\u200f 1"),
+        "invalid_field",
+        "project",
+    ),
+    Case(
+        "project_with_soft_hyphen",
+        "heating",
+        encode(AREA, project="石佛\u00ad安置区"),
+        "invalid_field",
+        "project",
+    ),
     # --- corrections --------------------------------------------------------------------
     Case(
         "correction_zero_delta",
@@ -630,6 +681,20 @@ CASES: tuple[Case, ...] = (
         "correction_empty_reason",
         "heating",
         encode("heating.correction", reason="  "),
+        "empty_text",
+        "reason",
+    ),
+    Case(
+        "correction_approved_by_only_tags",
+        "heating",
+        encode("heating.correction", approved_by="\U000e0001\U000e0041\U000e007f"),
+        "empty_text",
+        "approved_by",
+    ),
+    Case(
+        "correction_reason_only_musical_invisibles",
+        "heating",
+        encode("heating.correction", reason="\U0001d173\U0001d159\U0001d17a"),
         "empty_text",
         "reason",
     ),
@@ -740,6 +805,20 @@ ACCEPTED: tuple[Accepted, ...] = (
         "zero_width_inside_project",
         "heating",
         encode(AREA, project="石佛\u200b安置区\u2060二期\ufeff"),
+        "project",
+        "石佛安置区二期",
+    ),
+    Accepted(
+        "blank_fillers_inside_project",
+        "heating",
+        encode(AREA, project="石佛\u3164安置区\uffa0二期\u2800"),
+        "project",
+        "石佛 安置区 二期",
+    ),
+    Accepted(
+        "selectors_and_invisible_operators_inside_project",
+        "heating",
+        encode(AREA, project="石佛\ufe0f安置区\u2062二期\U000e0020"),
         "project",
         "石佛安置区二期",
     ),

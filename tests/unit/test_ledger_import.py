@@ -361,6 +361,23 @@ def test_event_ids_come_from_department_and_normalised_reference(tmp_path: Path)
     assert events_of(plan_of(xlsx)) == [event]
 
 
+def test_hidden_characters_in_headers_and_cells_change_nothing(tmp_path: Path) -> None:
+    """The import reads with the text fields' own normalisation: a header, reference (so
+    the event id), project, district, date or number with invisible or blank-looking
+    characters gives the clean row's event; a reference of only such characters is none."""
+    clean_row = ["GR-001", "石佛 安置区", "石佛", "2024-10-08", "1,200.5"]
+    clean = plan_of(write_csv(tmp_path / "clean.csv", HEAT_HEADERS, [clean_row]))
+    headers = ["台账\u200b编号", "项目名称\ufe0f", "\u3164所属街道", "完成日期\u2060"]
+    headers.append("面积（㎡）\u2800")
+    rows = [
+        ["GR-001\u2062", "石佛\u3164安置区", "石佛\u200b", "2024-10-08\ufeff", "1,200.5\u200b"],
+        ["\u3164\u200b", "石佛安置区", "石佛", "2024-10-08", "100"],
+    ]
+    plan = plan_of(write_csv(tmp_path / "hidden.csv", headers, rows))
+    assert reasons(plan) == [(3, "台账\u200b编号", "missing_field")]
+    assert events_of(plan) == events_of(clean)
+
+
 def test_without_reference_column_ids_hash_the_row_and_survive_reordering(tmp_path: Path) -> None:
     headers = ["项目名称", "所属街道", "完成日期", "面积（㎡）"]
     rows = [

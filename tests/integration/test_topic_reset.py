@@ -12,7 +12,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.envelope import Envelope
-from schemas.topics import HEATING, PARKING
+from schemas.topics import HEATING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
 from services.producer import Producer, ensure_topics
 from services.settings import Settings

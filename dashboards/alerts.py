@@ -1,4 +1,5 @@
-"""Alert rules: a pledge at risk or behind, a dead-letter spike, data stale.
+"""Alert rules: a pledge at risk or behind, a dead-letter spike, a record that could not be
+stored, a topic deleted and created again, data stale.
 
 Each rule is one SQL query (refId ``A``, table format: exactly one numeric column, the other
 columns become labels, one alert instance per row) and a threshold expression on it
@@ -47,6 +48,16 @@ WHERE {TO_DAY} BETWEEN p.start AND p.deadline AND p.status <> 'not_measurable'""
 DEADLETTER_SQL = """SELECT topic, count(*) AS dead_letters
 FROM deadletters
 WHERE $__timeFilter(received_at)
+GROUP BY topic"""
+
+UNSTORABLE_SQL = """SELECT topic, count(*) AS unprocessable
+FROM deadletters
+WHERE reason = 'unprocessable' AND $__timeFilter(received_at)
+GROUP BY topic"""
+
+RESET_SQL = """SELECT topic, count(*) AS resets
+FROM topic_incarnations
+WHERE incarnation > 1 AND $__timeFilter(detected_at)
 GROUP BY topic"""
 
 # No row when the ledger is empty (a new installation is not "stale").
@@ -119,6 +130,47 @@ SPECS: tuple[RuleSpec, ...] = (
         severity="warning",
         dashboard_uid=pipeline.UID,
         panel_title="最新死信 · Latest dead letters",
+    ),
+    RuleSpec(
+        uid="citystream-unprocessable",
+        title="记录无法存储 · Record could not be stored",
+        group=GROUPS[1].name,
+        sql=UNSTORABLE_SQL,
+        window_s=3600,
+        comparison="gt",
+        threshold=0,
+        pending="0s",
+        summary=(
+            "{{ $labels.topic }} 有 {{ $values.A }} 条记录通过校验但数据库拒绝存储 · records "
+            "passed every rule but could not be stored"
+        ),
+        description=(
+            "已转入死信，同批其他记录已存储；见“最新死信”的说明，修正后重新发送 · "
+            "Dead-lettered, the rest of the batch stored; read the message in “Latest dead "
+            "letters”, fix and send again"
+        ),
+        severity="warning",
+        dashboard_uid=pipeline.UID,
+        panel_title="无法存储 · Unprocessable records",
+    ),
+    RuleSpec(
+        uid="citystream-topic-reset",
+        title="主题被重建 · Topic deleted and created again",
+        group=GROUPS[1].name,
+        sql=RESET_SQL,
+        window_s=3600,
+        comparison="gt",
+        threshold=0,
+        pending="0s",
+        summary="{{ $labels.topic }} 被删除后重建 · was deleted and created again",
+        description=(
+            "worker 已从新主题开头读取；旧主题中尚未入账的记录已随主题删除。核对谁删除了主题 · "
+            "The workers read the new topic from its start; records of the old topic not yet "
+            "stored were deleted with it. Find out who deleted the topic"
+        ),
+        severity="critical",
+        dashboard_uid=pipeline.UID,
+        panel_title="主题重建 · Topic resets",
     ),
     RuleSpec(
         uid="citystream-data-stale",

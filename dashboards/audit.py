@@ -121,7 +121,8 @@ SELECT b.occurred_at AS "发生时间 · Occurred",
   b.corrects::text AS "更正的事件 · Corrects",
   b.reported_at AS "上报时间 · Reported",
   b.ingested_at AS "入账时间 · Ingested",
-  b.topic || '[' || b.partition || ']@' || b.kafka_offset AS "Kafka 位置 · Kafka position",
+  b.topic || CASE WHEN b.incarnation > 1 THEN '#' || b.incarnation ELSE '' END
+    || '[' || b.partition || ']@' || b.kafka_offset AS "Kafka 位置 · Kafka position",
   b.event_id::text AS "事件编号 · Event id",
   left(encode(b.hash, 'hex'), 16) AS "哈希 · Hash (first 16)"
 FROM behind b
@@ -146,19 +147,22 @@ JOIN events o ON o.event_id = c.corrects
 JOIN metric_display md ON md.metric = c.payload ->> 'metric'
 ORDER BY c.occurred_at, c.event_id"""
 
-# Each ledger row beside the row before it in its topic-partition, and the stored head.
+# Each ledger row beside the row before it in its topic-incarnation-partition (a topic
+# deleted and created again starts new chains), and the stored head.
 CHAIN_CTE = """chain AS (
-  SELECT e.topic, e.partition, e.kafka_offset, e.prev_hash, e.hash,
-    lag(e.hash) OVER (PARTITION BY e.topic, e.partition ORDER BY e.kafka_offset) AS previous,
-    row_number() OVER (PARTITION BY e.topic, e.partition ORDER BY e.kafka_offset DESC) AS from_end
+  SELECT e.topic, e.incarnation, e.partition, e.kafka_offset, e.prev_hash, e.hash,
+    lag(e.hash) OVER (PARTITION BY e.topic, e.incarnation, e.partition
+                      ORDER BY e.kafka_offset) AS previous,
+    row_number() OVER (PARTITION BY e.topic, e.incarnation, e.partition
+                       ORDER BY e.kafka_offset DESC) AS from_end
   FROM events e
 ),
 links AS (
-  SELECT c.topic, c.partition, c.hash, c.from_end,
+  SELECT c.topic, c.incarnation, c.partition, c.hash, c.from_end,
     c.prev_hash IS DISTINCT FROM coalesce(c.previous, decode(repeat('00', 32), 'hex')) AS broken,
     c.from_end = 1 AND c.hash IS DISTINCT FROM o.last_hash AS bad_head
   FROM chain c
-  LEFT JOIN consumer_offsets o USING (topic, partition)
+  LEFT JOIN consumer_offsets o USING (topic, incarnation, partition)
 )"""
 CHAIN_STATUS = f"""WITH {CHAIN_CTE}
 SELECT count(*) FILTER (WHERE broken) + count(*) FILTER (WHERE bad_head)
@@ -166,6 +170,7 @@ SELECT count(*) FILTER (WHERE broken) + count(*) FILTER (WHERE bad_head)
 FROM links"""
 CHAIN_BY_PARTITION = f"""WITH {CHAIN_CTE}
 SELECT topic AS "主题 · Topic",
+  incarnation AS "第几次 · Incarnation",
   partition AS "分区 · Partition",
   count(*) AS "台账行数 · Ledger rows",
   count(*) FILTER (WHERE broken) AS "断链 · Broken links",
@@ -173,8 +178,8 @@ SELECT topic AS "主题 · Topic",
   left(string_agg(encode(hash, 'hex'), '') FILTER (WHERE from_end = 1), 16)
     AS "链头 · Head (first 16)"
 FROM links
-GROUP BY topic, partition
-ORDER BY 1, 2"""
+GROUP BY topic, incarnation, partition
+ORDER BY 1, 2, 3"""
 
 
 def build() -> db.Dashboard:

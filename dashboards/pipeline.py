@@ -1,8 +1,9 @@
 """数据管道 · Pipeline health: what the workers took in, accepted and refused, and how fresh.
 
 From the database, the source of truth for what was consumed: ``events`` (accepted, by
-``ingested_at``), ``deadletters`` (refused, by ``received_at``, with the reason) and
-``consumer_offsets`` (each partition's next offset). "In" counts accepted plus refused
+``ingested_at``), ``deadletters`` (refused, by ``received_at``, with the reason),
+``consumer_offsets`` (each partition's next offset) and ``topic_incarnations`` (topics
+deleted and created again). "In" counts accepted plus refused
 records; identical re-sends change nothing in the database and are counted only by the
 workers' Prometheus counter ``citystream_events_duplicate_total`` (no Prometheus data
 source is provisioned, so no panel reads it).
@@ -37,6 +38,22 @@ WHERE $__timeFilter(ingested_at)"""
 REJECTED = """SELECT count(*) AS "已拒收 · Rejected"
 FROM deadletters
 WHERE $__timeFilter(received_at)"""
+UNPROCESSABLE = """SELECT count(*) AS "无法存储 · Unprocessable"
+FROM deadletters
+WHERE reason = 'unprocessable' AND $__timeFilter(received_at)"""
+# A topic deleted and created again starts a new incarnation (streams.db.cursors).
+RESETS = """SELECT count(*) AS "主题重建 · Topic resets"
+FROM topic_incarnations
+WHERE incarnation > 1 AND $__timeFilter(detected_at)"""
+RESET_LOG = """SELECT detected_at AS "发现时间 · Detected",
+  topic AS "主题 · Topic",
+  incarnation AS "第几次 · Incarnation",
+  topic_id AS "主题 ID · Topic id",
+  reason AS "原因 · Reason"
+FROM topic_incarnations
+WHERE incarnation > 1
+ORDER BY detected_at DESC
+LIMIT 50"""
 RECEIVED = """SELECT
   (SELECT count(*) FROM events WHERE $__timeFilter(ingested_at))
   + (SELECT count(*) FROM deadletters WHERE $__timeFilter(received_at)) AS "接收 · Records in"
@@ -85,6 +102,7 @@ WHERE $__timeFilter(received_at)
 ORDER BY received_at DESC, id DESC
 LIMIT 200"""
 PARTITIONS = """SELECT o.topic AS "主题 · Topic",
+  o.incarnation AS "第几次 · Incarnation",
   o.partition AS "分区 · Partition",
   o.next_offset AS "下一偏移 · Next offset",
   o.updated_at AS "更新时间 · Updated",
@@ -93,13 +111,14 @@ PARTITIONS = """SELECT o.topic AS "主题 · Topic",
   coalesce(d.letters, 0) AS "死信 · Dead letters"
 FROM consumer_offsets o
 LEFT JOIN (
-  SELECT topic, partition, count(*) AS ledger_rows, max(ingested_at) AS newest
-  FROM events GROUP BY topic, partition
-) e USING (topic, partition)
+  SELECT topic, incarnation, partition, count(*) AS ledger_rows, max(ingested_at) AS newest
+  FROM events GROUP BY topic, incarnation, partition
+) e USING (topic, incarnation, partition)
 LEFT JOIN (
-  SELECT topic, partition, count(*) AS letters FROM deadletters GROUP BY topic, partition
-) d USING (topic, partition)
-ORDER BY 1, 2"""
+  SELECT topic, incarnation, partition, count(*) AS letters
+  FROM deadletters GROUP BY topic, incarnation, partition
+) d USING (topic, incarnation, partition)
+ORDER BY 1, 2, 3"""
 
 
 def build() -> db.Dashboard:
@@ -142,6 +161,35 @@ def build() -> db.Dashboard:
         w=6,
         h=4,
     )
+    layout.add(
+        stat_panel(
+            title("无法存储", "Unprocessable records"),
+            UNPROCESSABLE,
+            decimals=0,
+            description=(
+                "通过校验但数据库拒绝存储的记录（已转入死信，同批其他记录已存储）· Records "
+                "that passed every rule but could not be stored (dead-lettered; the rest of "
+                "their batch was stored)"
+            ),
+            steps=((None, "green"), (1, "red")),
+        ),
+        w=12,
+        h=4,
+    )
+    layout.add(
+        stat_panel(
+            title("主题重建", "Topic resets"),
+            RESETS,
+            decimals=0,
+            description=(
+                "主题被删除后重建，worker 从新主题开头读取 · A topic was deleted and created "
+                "again; the workers read the new one from its start"
+            ),
+            steps=((None, "green"), (1, "red")),
+        ),
+        w=12,
+        h=4,
+    )
     layout.row(title("流量", "Throughput"))
     throughput = timeseries_panel(
         title("每段时间的接受与拒收", "Accepted and rejected per interval"),
@@ -173,5 +221,18 @@ def build() -> db.Dashboard:
         ),
         w=24,
         h=9,
+    )
+    layout.add(
+        table_panel(
+            title("主题重建记录", "Topic resets"),
+            RESET_LOG,
+            description=(
+                "每次重建：旧主题的台账行保留，新主题从偏移 0 起计入，已入账的事件不重复计数 · "
+                "Each reset: the old topic's ledger rows stay, the new one is counted from "
+                "offset 0, events already in the ledger are not counted again"
+            ),
+        ),
+        w=24,
+        h=6,
     )
     return dashboard

@@ -262,7 +262,7 @@ def test_alert_file_is_in_the_file_provisioning_format(alerting: dict[str, Any])
         for rule in group["rules"]:
             assert {"uid", "title", "condition", "data", "for", "noDataState"} <= set(rule)
             uids.append(rule["uid"])
-    assert len(uids) == len(set(uids)) == 3
+    assert len(uids) == len(set(uids)) == len(alerts.SPECS) == 5
 
 
 def test_every_alert_rule_references_existing_queries(
@@ -395,7 +395,9 @@ def test_push_creates_then_updates_and_changes_nothing_the_second_time() -> None
         "POST /api/v1/provisioning/alert-rules",
     }
     assert creates <= set(first)
-    assert sum(line == "POST /api/v1/provisioning/alert-rules" for line in first) == 3
+    assert sum(line == "POST /api/v1/provisioning/alert-rules" for line in first) == len(
+        alerts.SPECS
+    )
     assert not creates & set(second), second
     assert json.dumps(grafana.store, sort_keys=True) == snapshot
     source = grafana.store["/datasources/uid/citystream-pg"]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
+import psycopg
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -30,7 +31,7 @@ from schemas.validation import CREATE_TIME, LOG_APPEND_TIME, Rejection
 from services.settings import STACK_DIR, Settings
 from streams import metrics
 from streams.db.cursors import Incarnation, current_incarnation, stored_offsets
-from streams.retry import BatchWriter, connect_with_retry
+from streams.retry import RETRY_DELAYS_S, BatchWriter, connect_with_retry
 from streams.sink import Batch, Record, SinkResult, prepare
 
 log = logging.getLogger("citystream.worker")
@@ -180,22 +181,32 @@ class _App(faust.App):
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
 
-    async def incarnation(self, consumer: Any, topic: str) -> Incarnation:
-        """The topic's incarnation now, recording a new one if it was re-created."""
+    async def incarnation(
+        self, consumer: Any, topic: str, *, require_id: bool = False
+    ) -> Incarnation:
+        """The topic's incarnation now, recording a new one if it was re-created. Raises
+        if PostgreSQL (or, with ``require_id``, the broker) could not be asked."""
         try:
             ids = await asyncio.to_thread(self.topic_ids, [topic])
-        except Exception as exc:  # the broker is asked again at the next check
+        except Exception as exc:  # without the id nothing can be told; asked again later
+            if require_id:
+                raise
             log.warning("could not read the id of topic %s: %s", topic, exc)
             ids = {}
-        partitions = consumer.topic_partitions(topic) or 0
-        ends = await consumer.highwaters(*(TP(topic, p) for p in range(partitions)))
+        if require_id and topic not in ids:
+            raise LookupError(f"the broker reports no id for topic {topic}")
+        log_end: dict[int, int] | None
+        try:
+            partitions = consumer.topic_partitions(topic) or 0
+            ends = await consumer.highwaters(*(TP(topic, p) for p in range(partitions)))
+            log_end = {tp.partition: int(end) for tp, end in ends.items()}
+        except Exception as exc:  # only a ledger from before topic ids needs them
+            log.warning("could not read the end offsets of topic %s: %s", topic, exc)
+            log_end = None
         conn = await connect_with_retry(self.settings)
         try:
             found = await current_incarnation(
-                conn,
-                topic=topic,
-                topic_id=ids.get(topic),
-                log_end={tp.partition: int(end) for tp, end in ends.items()},
+                conn, topic=topic, topic_id=ids.get(topic), log_end=log_end
             )
         finally:
             await conn.close()
@@ -214,17 +225,24 @@ class _App(faust.App):
     async def positions(self, incarnation: Incarnation, tps: Sequence[TP]) -> dict[TP, int]:
         """Where to resume each partition: the next offset PostgreSQL stored for it in this
         incarnation, its start if nothing was stored yet."""
-        conn = await connect_with_retry(self.settings)
-        try:
-            stored = await stored_offsets(
-                conn,
-                topic=incarnation.topic,
-                incarnation=incarnation.number,
-                partitions=[tp.partition for tp in tps],
-            )
-        finally:
-            await conn.close()
-        return {TP(incarnation.topic, p): offset for p, offset in stored.items()}
+        attempt = 0
+        while True:  # nowhere to resume from without PostgreSQL: wait for it
+            conn = await connect_with_retry(self.settings)
+            try:
+                stored = await stored_offsets(
+                    conn,
+                    topic=incarnation.topic,
+                    incarnation=incarnation.number,
+                    partitions=[tp.partition for tp in tps],
+                )
+                return {TP(incarnation.topic, p): offset for p, offset in stored.items()}
+            except psycopg.Error as exc:
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                log.warning("reading stored offsets failed, retrying in %.1fs: %s", delay, exc)
+                attempt += 1
+                await asyncio.sleep(delay)
+            finally:
+                await conn.close()
 
     async def resume_positions(self, consumer: Any, assigned: set[TP]) -> dict[TP, int]:
         """After an assignment: each family's incarnation, and where each partition resumes."""
@@ -233,7 +251,11 @@ class _App(faust.App):
             mine = sorted(tp for tp in assigned if tp.topic == topic)
             if not mine:
                 continue
-            incarnation = await self.incarnation(consumer, topic)
+            try:
+                incarnation = await self.incarnation(consumer, topic)
+            except Exception:  # the family's periodic check decides later
+                log.exception("deciding the incarnation of %s failed; keeping the last", topic)
+                incarnation = family.incarnation
             family.begin(incarnation)
             resumed.update(await self.positions(incarnation, mine))
         return resumed
@@ -386,15 +408,29 @@ class _Family:
             except Exception:  # checked again at the next interval
                 log.exception("checking topic %s for a reset failed", self.topic)
 
-    async def _check_reset(self) -> bool:
+    async def _check_reset(self, *, until_known: bool = False) -> bool:
         """True if the topic is not the incarnation this family reads (then the fetch loop
-        restarts it), False if it is."""
-        if self.pending_reset is not None:
-            return True
-        found = await self.app.incarnation(self.app.consumer, self.topic)
-        if found.number == self.incarnation.number:
-            return False
-        self.pending_reset = found
+        restarts it), False if it is. ``until_known``: ask until the broker and PostgreSQL
+        answer (a write that collided with the ledger must not be judged without them)."""
+        attempt = 0
+        while self.pending_reset is None:
+            try:
+                found = await self.app.incarnation(
+                    self.app.consumer, self.topic, require_id=until_known
+                )
+            except Exception as exc:
+                if not until_known:
+                    raise
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                log.warning(
+                    "checking %s for a reset failed, retrying in %.1fs: %s", self.topic, delay, exc
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            if found.number == self.incarnation.number:
+                return False
+            self.pending_reset = found
         return True
 
     async def _take(self) -> tuple[int, list[Record]]:
@@ -436,7 +472,7 @@ class _Family:
         results = await self._writer.write(
             batch,
             prepare=lambda records: prepare(self.spec, records, incarnation=incarnation),
-            reset_check=self._check_reset,
+            reset_check=lambda: self._check_reset(until_known=True),
         )
         if results is None:
             return  # the topic was reset: these records are read again in its new life

@@ -34,14 +34,17 @@ class Incarnation:
 
 
 async def current_incarnation(
-    conn: AsyncConn, *, topic: str, topic_id: UUID | None, log_end: Mapping[int, int]
+    conn: AsyncConn, *, topic: str, topic_id: UUID | None, log_end: Mapping[int, int] | None
 ) -> Incarnation:
     """The incarnation the records of ``topic`` belong to now, recording a new one when the
-    topic was deleted and created again: its id is not the recorded one, or a stored offset
-    lies beyond the partition's log end (``log_end``: partition → end offset now; the only
-    sign left when the id was never recorded).
+    topic was deleted and created again.
 
-    ``topic_id`` None (the broker could not be asked) compares the offsets only.
+    The topic id decides: an id other than the recorded one is a new incarnation, the same
+    id is the same topic whatever its offsets look like (a restarting broker can report
+    partitions' ends wrongly for a moment). Only where no id was ever recorded (a ledger
+    from before ids were) do stored offsets beyond the partitions' log end (``log_end``:
+    partition → end offset now) tell that the topic was re-created meanwhile. ``topic_id``
+    None (the broker could not be asked) decides nothing: the recorded incarnation stays.
     """
     async with conn.transaction():
         # Two workers assigned the same topic at once record one incarnation, not two.
@@ -55,31 +58,34 @@ async def current_incarnation(
             (topic,),
         )
         row = await cur.fetchone()
-        number, known_id = (int(row[0]), row[1]) if row else (1, None)
+        if row is not None and (topic_id is None or row[1] == topic_id):
+            return Incarnation(topic, int(row[0]), row[1])
+        if topic_id is None:
+            return Incarnation(topic, 1, None)  # recorded once the broker answers
+        if row is not None:
+            number = int(row[0]) + 1
+            reason = f"the topic id changed from {row[1]} to {topic_id}"
+            await _record(conn, topic, number, topic_id, f"topic reset: {reason}")
+            return Incarnation(topic, number, topic_id, reset=reason)
+        # First sight of the topic's id. Rows from before ids were recorded are the first
+        # incarnation's; their stored offsets beyond the log end mean the topic was
+        # re-created since.
         cur = await conn.execute(
             """SELECT partition, next_offset FROM consumer_offsets
-               WHERE topic = %s AND incarnation = %s""",
-            (topic, number),
+               WHERE topic = %s AND incarnation = 1""",
+            (topic,),
         )
-        beyond = {
-            int(p): int(n) for p, n in await cur.fetchall() if int(n) > log_end.get(int(p), 0)
-        }
-        changed = topic_id is not None and known_id is not None and known_id != topic_id
-        if row is not None and not changed and not beyond:
-            return Incarnation(topic, number, known_id)
-        if row is None and not beyond:
+        stored = {int(p): int(n) for p, n in await cur.fetchall()}
+        ends = log_end or {}
+        beyond = {} if log_end is None else {p: n for p, n in stored.items() if n > ends.get(p, 0)}
+        if not beyond:
             await _record(conn, topic, 1, topic_id, "first read of the topic")
             return Incarnation(topic, 1, topic_id)
-        if changed:
-            reason = f"the topic id changed from {known_id} to {topic_id}"
-        else:
-            shown = ", ".join(f"[{p}] {n} > {log_end.get(p, 0)}" for p, n in sorted(beyond.items()))
-            reason = f"stored offsets beyond the log end ({shown})"
-        if row is None:
-            # The incarnation that ended was never recorded (rows from before ids were).
-            await _record(conn, topic, 1, None, "read before topic ids were recorded")
-        await _record(conn, topic, number + 1, topic_id, f"topic reset: {reason}")
-        return Incarnation(topic, number + 1, topic_id, reset=reason)
+        shown = ", ".join(f"[{p}] {n} > {ends.get(p, 0)}" for p, n in sorted(beyond.items()))
+        reason = f"stored offsets beyond the log end ({shown})"
+        await _record(conn, topic, 1, None, "read before topic ids were recorded")
+        await _record(conn, topic, 2, topic_id, f"topic reset: {reason}")
+        return Incarnation(topic, 2, topic_id, reset=reason)
 
 
 async def _record(

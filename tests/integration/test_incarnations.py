@@ -54,10 +54,12 @@ def _batch(settings: Settings, count: int, *, seed: int, incarnation: int) -> An
 
 def test_an_incarnation_changes_only_with_the_topic(isolated: Settings) -> None:
     first, second = uuid.uuid4(), uuid.uuid4()
+    # Before the broker has told the id, nothing is recorded.
+    assert _incarnation(isolated, None, None) == Incarnation(TOPIC, 1, None)
     assert _incarnation(isolated, first, {0: 0}) == Incarnation(TOPIC, 1, first)
     assert _incarnation(isolated, first, {0: 0}) == Incarnation(TOPIC, 1, first)
     # The broker could not be asked: nothing to compare, nothing changes.
-    assert _incarnation(isolated, None, {0: 0}).number == 1
+    assert _incarnation(isolated, None, {0: 0}) == Incarnation(TOPIC, 1, first)
     reset = _incarnation(isolated, second, {0: 0})
     assert (reset.number, reset.topic_id) == (2, second)
     assert reset.reset is not None and str(first) in reset.reset and str(second) in reset.reset
@@ -80,6 +82,23 @@ def test_offsets_beyond_the_log_end_start_a_new_incarnation(isolated: Settings) 
     found = _run(isolated, decide({0: 1}))  # the topic now ends at 1: it is a new one
     assert found.number == 2
     assert found.reset is not None and "[0] 3 > 1" in found.reset
+
+
+def test_a_known_topic_id_wins_over_odd_offsets(isolated: Settings) -> None:
+    """A broker restarting reports partitions' ends wrongly for a moment (the chaos suite
+    saw it): with the topic id unchanged that is no reset."""
+    topic = isolated.topic_name(TOPIC)
+    topic_id = uuid.uuid4()
+
+    def decide(log_end: dict[int, int] | None) -> Any:
+        return lambda conn: current_incarnation(
+            conn, topic=topic, topic_id=topic_id, log_end=log_end
+        )
+
+    assert _run(isolated, decide({0: 0})).number == 1
+    assert _run(isolated, lambda c: write_batch(c, _batch(isolated, 3, seed=1, incarnation=1)))
+    assert _run(isolated, decide({0: 0})) == Incarnation(topic, 1, topic_id)
+    assert _run(isolated, decide(None)) == Incarnation(topic, 1, topic_id)
 
 
 def test_a_batch_at_positions_other_events_hold_is_a_topic_reset(isolated: Settings) -> None:

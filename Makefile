@@ -7,7 +7,7 @@ CITYSTREAM := $(BIN)/citystream
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps up down status demo test unit chaos bench lint format clean
+.PHONY: help install system-deps timescaledb up down status demo test unit chaos bench lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) system-deps ## create .venv and install Python packages and system packages
+install: $(STAMP) system-deps timescaledb ## create .venv, install Python and system packages and TimescaleDB
 
 # PostgreSQL's server, Java and Maven come from Debian's packages: installed here when we
 # are root (CI), otherwise named in a one-line message. Chromium opens the pledge report in
@@ -40,6 +40,12 @@ system-deps:
 	    echo "missing system packages; run: sudo apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
+
+# The TimescaleDB extension for the local PostgreSQL server, once per machine: built from
+# ../shared/vendor's archive when it is there (~100 s), otherwise the script prints how to
+# install it from Timescale's repository and the stack runs plain PostgreSQL.
+timescaledb: system-deps ## install the TimescaleDB extension into the local PostgreSQL server
+	@deploy/local/install-timescaledb.sh
 
 up: install ## start the local Kafka broker and PostgreSQL (127.0.0.1)
 	$(CITYSTREAM) stack up

@@ -98,14 +98,17 @@ def stack_status() -> None:
 def migrate() -> None:
     """Apply the numbered SQL migrations that are not applied yet (idempotent)."""
     from streams.db import DatabaseError
-    from streams.db.migrate import migrate as run_migrations
+    from streams.db.migrate import apply
 
     settings = get_settings()
     try:
-        outcomes = run_migrations(settings)
+        report = apply(settings)
     except DatabaseError as exc:
         _fail(str(exc))
-    for outcome in outcomes:
+    console.print(f"database: {escape(report.mode.summary)}", soft_wrap=True)
+    if report.mode.warning:
+        err_console.print(f"[yellow]warning:[/] {escape(report.mode.warning)}", soft_wrap=True)
+    for outcome in report.outcomes:
         m = outcome.migration
         console.print(f"{m.version:04d}_{m.name}: {outcome.status}")
 

@@ -69,7 +69,7 @@ def stack_up() -> None:
 @stack.command("down")
 @click.option(
     "--only",
-    type=click.Choice(["kafka", "postgres"]),
+    type=click.Choice(["kafka", "postgres", "postgres-plain"]),
     help="Stop just this component; `stack up` restarts it with the same port and data.",
 )
 def stack_down(only: str | None) -> None:
@@ -82,10 +82,11 @@ def stack_down(only: str | None) -> None:
 
 @stack.command("status")
 def stack_status() -> None:
-    """Show each component, its address and PID."""
+    """Show each component, its address and PID, and each database's engine (TimescaleDB or
+    plain PostgreSQL, and why)."""
     from services.stack.lifecycle import status
 
-    table = Table("component", "address", "pid", "state")
+    table = Table("component", "address", "pid", "state", "engine")
     for row in status():
         table.add_row(*row)
     console.print(table)

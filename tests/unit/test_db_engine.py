@@ -1,9 +1,14 @@
-"""TimescaleDB or plain PostgreSQL: ``migrate``'s decision for every state (no socket)."""
+"""TimescaleDB or plain PostgreSQL: ``migrate``'s decision for every state (no socket), and how
+the local stack finds an installed TimescaleDB in the server's folders."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
+from services.stack.timescale import installed_version
 from streams.db import DatabaseError
 from streams.db.timescale import PRELOAD_HINT, ServerFacts, decide
 
@@ -50,3 +55,42 @@ def test_an_older_extension_than_the_server_has_asks_for_the_update() -> None:
     assert mode.timescale
     assert mode.warning is not None
     assert "ALTER EXTENSION timescaledb UPDATE" in mode.warning
+
+
+def _server(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A fake server: bin/pg_config naming share/ and lib/ under tmp_path, and ``files``."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    pg_config = bindir / "pg_config"
+    pg_config.write_text(f"#!/bin/sh\necho {tmp_path / 'share'}\necho {tmp_path / 'lib'}\n")
+    pg_config.chmod(pg_config.stat().st_mode | stat.S_IXUSR)
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return bindir
+
+
+CONTROL = "share/extension/timescaledb.control"
+
+
+def test_installed_version_reads_the_control_file_and_needs_both_libraries(
+    tmp_path: Path,
+) -> None:
+    files = {
+        CONTROL: "comment = 'x'\ndefault_version = '2.28.3'\nmodule_pathname = '$libdir/x'\n",
+        "lib/timescaledb.so": "",
+        "lib/timescaledb-2.28.3.so": "",
+    }
+    assert installed_version(_server(tmp_path, files)) == "2.28.3"
+
+
+@pytest.mark.parametrize("missing", [CONTROL, "lib/timescaledb.so", "lib/timescaledb-2.28.3.so"])
+def test_a_partial_install_counts_as_none(tmp_path: Path, missing: str) -> None:
+    files = {
+        CONTROL: "default_version = '2.28.3'\n",
+        "lib/timescaledb.so": "",
+        "lib/timescaledb-2.28.3.so": "",
+    }
+    del files[missing]
+    assert installed_version(_server(tmp_path, files)) is None

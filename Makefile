@@ -59,10 +59,12 @@ status: ## show the local stack's components, addresses and PIDs
 demo: up ## the main job: simulate 2022 and 2024, print the pledge table, write out/report.html
 	$(CITYSTREAM) demo
 
-test: install ## lint, then every test against a freshly started local stack
+# Two pytest passes (tests/modes.py): every test on TimescaleDB, then tests/integration on the
+# stack's plain PostgreSQL cluster; each checks it really ran on its engine.
+test: install ## lint, then every test on TimescaleDB and the SQL tests again on plain PostgreSQL
 	$(MAKE) --no-print-directory lint
 	$(CITYSTREAM) stack up
-	set +e; $(BIN)/pytest; rc=$$?; $(CITYSTREAM) stack down; exit $$rc
+	set +e; $(BIN)/python -m tests.modes; rc=$$?; $(CITYSTREAM) stack down; exit $$rc
 
 unit: install ## the tests that open no socket
 	$(BIN)/pytest tests/unit

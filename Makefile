@@ -47,7 +47,7 @@ system-deps:
 timescaledb: system-deps ## install the TimescaleDB extension into the local PostgreSQL server
 	@deploy/local/install-timescaledb.sh
 
-up: install ## start the local Kafka broker and PostgreSQL (127.0.0.1)
+up: install ## start the local Kafka broker and PostgreSQL clusters (127.0.0.1)
 	$(CITYSTREAM) stack up
 
 down: ## stop the local stack (exactly the PIDs it started)

@@ -7,7 +7,7 @@ CITYSTREAM := $(BIN)/citystream
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps up down status demo test unit chaos bench lint format clean
+.PHONY: help install system-deps timescaledb up down status demo test unit chaos bench lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) system-deps ## create .venv and install Python packages and system packages
+install: $(STAMP) system-deps timescaledb ## create .venv, install Python and system packages and TimescaleDB
 
 # PostgreSQL's server, Java and Maven come from Debian's packages: installed here when we
 # are root (CI), otherwise named in a one-line message. Chromium opens the pledge report in
@@ -41,7 +41,13 @@ system-deps:
 	  fi; \
 	fi
 
-up: install ## start the local Kafka broker and PostgreSQL (127.0.0.1)
+# The TimescaleDB extension for the local PostgreSQL server, once per machine: built from
+# ../shared/vendor's archive when it is there (~100 s), otherwise the script prints how to
+# install it from Timescale's repository and the stack runs plain PostgreSQL.
+timescaledb: system-deps ## install the TimescaleDB extension into the local PostgreSQL server
+	@deploy/local/install-timescaledb.sh
+
+up: install ## start the local Kafka broker and PostgreSQL clusters (127.0.0.1)
 	$(CITYSTREAM) stack up
 
 down: ## stop the local stack (exactly the PIDs it started)
@@ -53,10 +59,12 @@ status: ## show the local stack's components, addresses and PIDs
 demo: up ## the main job: simulate 2022 and 2024, print the pledge table, write out/report.html
 	$(CITYSTREAM) demo
 
-test: install ## lint, then every test against a freshly started local stack
+# Two pytest passes (tests/modes.py): every test on TimescaleDB, then tests/integration on the
+# stack's plain PostgreSQL cluster; each checks it really ran on its engine.
+test: install ## lint, then every test on TimescaleDB and the SQL tests again on plain PostgreSQL
 	$(MAKE) --no-print-directory lint
 	$(CITYSTREAM) stack up
-	set +e; $(BIN)/pytest; rc=$$?; $(CITYSTREAM) stack down; exit $$rc
+	set +e; $(BIN)/python -m tests.modes; rc=$$?; $(CITYSTREAM) stack down; exit $$rc
 
 unit: install ## the tests that open no socket
 	$(BIN)/pytest tests/unit

@@ -69,7 +69,7 @@ def stack_up() -> None:
 @stack.command("down")
 @click.option(
     "--only",
-    type=click.Choice(["kafka", "postgres"]),
+    type=click.Choice(["kafka", "postgres", "postgres-plain"]),
     help="Stop just this component; `stack up` restarts it with the same port and data.",
 )
 def stack_down(only: str | None) -> None:
@@ -82,10 +82,11 @@ def stack_down(only: str | None) -> None:
 
 @stack.command("status")
 def stack_status() -> None:
-    """Show each component, its address and PID."""
+    """Show each component, its address and PID, and each database's engine (TimescaleDB or
+    plain PostgreSQL, and why)."""
     from services.stack.lifecycle import status
 
-    table = Table("component", "address", "pid", "state")
+    table = Table("component", "address", "pid", "state", "engine")
     for row in status():
         table.add_row(*row)
     console.print(table)
@@ -98,14 +99,17 @@ def stack_status() -> None:
 def migrate() -> None:
     """Apply the numbered SQL migrations that are not applied yet (idempotent)."""
     from streams.db import DatabaseError
-    from streams.db.migrate import migrate as run_migrations
+    from streams.db.migrate import apply
 
     settings = get_settings()
     try:
-        outcomes = run_migrations(settings)
+        report = apply(settings)
     except DatabaseError as exc:
         _fail(str(exc))
-    for outcome in outcomes:
+    console.print(f"database: {escape(report.mode.summary)}", soft_wrap=True)
+    if report.mode.warning:
+        err_console.print(f"[yellow]warning:[/] {escape(report.mode.warning)}", soft_wrap=True)
+    for outcome in report.outcomes:
         m = outcome.migration
         console.print(f"{m.version:04d}_{m.name}: {outcome.status}")
 

@@ -47,7 +47,7 @@ from services.settings import Settings
 from services.simulator import DEFAULT_SEED, plan
 from services.simulator_run import SendReport, send
 from streams.db import connect
-from streams.db.migrate import migrate
+from streams.db.migrate import apply
 from streams.db.pledges import metric_days
 
 STATUS_DAY = date(2024, 8, 31)  # the 2024 position the simulator is designed for
@@ -231,10 +231,12 @@ def run_demo(
         f"[bold]CityStream demo[/] · Kafka {settings.kafka_bootstrap}, "
         f"PostgreSQL schema {settings.db_schema}"
     )
-    outcomes = migrate(settings)
-    counts = Counter(outcome.status for outcome in outcomes)
+    migrated = apply(settings)
+    counts = Counter(outcome.status for outcome in migrated.outcomes)
     console.print(
-        "1/7 migrations: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        "1/7 migrations: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        + f" · {escape(migrated.mode.summary)}"
     )
     created = ensure_topics(settings).created
     console.print(f"2/7 topics: {', '.join(created) if created else 'all exist'}")

@@ -3,6 +3,14 @@
 Integration tests need the local stack (``make test`` starts it). A component they cannot
 reach is a failure, never a skip. Each test gets its own database schema, topic namespace
 and consumer group, so tests never see each other's data.
+
+The database engine a session runs on (``timescaledb`` or ``plain``) is named by
+``CITYSTREAM_TEST_DB_MODE`` (``tests/modes.py`` sets it for each pass of ``make test``);
+unset, it is TimescaleDB when this machine's PostgreSQL has the extension installed and the
+database is the local stack's. Before the first integration test the session migrates a
+schema and checks that the database really runs that engine, so a run that silently fell
+back to plain PostgreSQL fails. Tests marked ``timescaledb`` need that engine and are
+deselected on plain PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,16 +22,54 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from services.settings import Settings
+from services.settings import Settings, user_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+
+DbMode = Literal["timescaledb", "plain"]
+MODE_VARIABLE = "CITYSTREAM_TEST_DB_MODE"
+
+
+def expected_db_mode() -> DbMode | None:
+    """The engine this session must run on; None: whatever the external database runs."""
+    named = os.environ.get(MODE_VARIABLE)
+    if named == "timescaledb" or named == "plain":
+        return named
+    if named:
+        raise pytest.UsageError(f"{MODE_VARIABLE} must be 'timescaledb' or 'plain', not {named!r}")
+    if "database_url" in user_overrides():
+        return None
+    from services.stack import StackError, postgres, timescale
+
+    try:
+        installed = timescale.installed_version(postgres.bindir())
+    except StackError:  # no PostgreSQL server on this machine (fine for tests/unit)
+        installed = None
+    return "timescaledb" if installed else "plain"
+
+
+def pytest_report_header() -> str:
+    mode = expected_db_mode()
+    return f"database engine: {mode or 'not checked'} ({MODE_VARIABLE})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if expected_db_mode() != "plain":
+        return
+    kept, needs_timescaledb = [], []
+    for item in items:
+        (needs_timescaledb if item.get_closest_marker("timescaledb") else kept).append(item)
+    if needs_timescaledb:
+        config.hook.pytest_deselected(items=needs_timescaledb)
+        items[:] = kept
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -66,17 +112,70 @@ def stack_settings() -> Settings:
         psycopg.connect(settings.database_url.get_secret_value(), connect_timeout=10).close()
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable ({exc}); run 'make up'")
+    _check_engine(settings, expected_db_mode())
     return settings
 
 
-@pytest.fixture
-def isolated(stack_settings: Settings) -> Iterator[Settings]:
-    """Fresh schema (migrated), topic namespace and consumer group for one test."""
+def _check_engine(settings: Settings, expected: DbMode | None) -> None:
+    """Migrate a throw-away schema and fail the session unless the engine is the expected one:
+    TimescaleDB mode and a hypertable in the schema, or plain mode and none."""
+    from streams.db.migrate import apply
+
+    probe = settings.model_copy(update={"db_schema": f"t_engine_{uuid.uuid4().hex[:10]}"})
+    try:
+        report = apply(probe)
+        with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+            extension = conn.execute(
+                "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+            ).fetchone()
+            hypertables = 0
+            if extension is not None:
+                row = conn.execute(
+                    """SELECT count(*) FROM timescaledb_information.hypertables
+                       WHERE hypertable_schema = %s""",
+                    (probe.db_schema,),
+                ).fetchone()
+                hypertables = row[0] if row else 0
+    finally:
+        _drop_schema(probe)
+    found: DbMode = "timescaledb" if report.mode.timescale and hypertables else "plain"
+    if expected is not None and found != expected:
+        pytest.fail(
+            f"the session must run on {expected} but the database runs {found}: "
+            f"{report.mode.summary}; {hypertables} hypertable(s) after migrating "
+            f"{probe.db_schema} ({MODE_VARIABLE} names the expected engine)"
+        )
+
+
+@pytest.fixture(scope="session")
+def db_mode(stack_settings: Settings) -> DbMode:
+    """The engine the session runs on (checked by ``stack_settings``)."""
+    expected = expected_db_mode()
+    if expected is not None:
+        return expected
+    from streams.db import connect
+    from streams.db.timescale import decide, facts
+
+    with connect(stack_settings, admin=True) as conn:
+        return "timescaledb" if decide(facts(conn)).timescale else "plain"
+
+
+def _drop_schema(settings: Settings) -> None:
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.db_schema))
+        )
+
+
+@contextmanager
+def isolated_schema(base: Settings, suffix: str | None = None) -> Iterator[Settings]:
+    """Fresh schema (migrated), topic namespace and consumer group; the schema is dropped
+    afterwards, also when migrating it failed half-way."""
     from services.producer import ensure_topics
     from streams.db.migrate import migrate
 
-    suffix = uuid.uuid4().hex[:10]
-    settings = stack_settings.model_copy(
+    suffix = suffix or uuid.uuid4().hex[:10]
+    settings = base.model_copy(
         update={
             "db_schema": f"t_{suffix}",
             "topic_namespace": f"t{suffix}.",
@@ -84,11 +183,19 @@ def isolated(stack_settings: Settings) -> Iterator[Settings]:
             "topic_partitions": 3,
         }
     )
-    migrate(settings)
-    ensure_topics(settings)
-    yield settings
-    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(settings.db_schema)))
+    try:
+        migrate(settings)
+        ensure_topics(settings)
+        yield settings
+    finally:
+        _drop_schema(settings)
+
+
+@pytest.fixture
+def isolated(stack_settings: Settings) -> Iterator[Settings]:
+    """Fresh schema (migrated), topic namespace and consumer group for one test."""
+    with isolated_schema(stack_settings) as settings:
+        yield settings
 
 
 class WorkerProcess:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.settings import user_overrides
-from services.stack import kafka, postgres, state
+from services.settings import Settings, user_overrides
+from services.stack import kafka, postgres, state, timescale
 from services.stack.state import Component
 
 
@@ -27,14 +27,39 @@ def up() -> dict[str, Component | str]:
     if "database_url" in overrides:
         result["postgres"] = "external (CITYSTREAM_DATABASE_URL is set)"
     else:
-        current_pg = components.get("postgres")
-        if current_pg is None or not current_pg.running():
-            current_pg, env = postgres.start()
-            components["postgres"] = current_pg
-            state.save(components)
-            state.write_env(env)
-        result["postgres"] = current_pg
+        tsdb = timescale.installed_version(postgres.bindir())
+        _run_cluster(postgres.MAIN, components, result, timescaledb=tsdb is not None)
+        if tsdb is not None:
+            # Plain PostgreSQL on the same server binaries: the engine of every deployment
+            # without the extension, which the tests exercise too (tests/modes.py).
+            _run_cluster(postgres.PLAIN, components, result, timescaledb=False)
     return result
+
+
+def _run_cluster(
+    cluster: postgres.Cluster,
+    components: dict[str, Component],
+    result: dict[str, Component | str],
+    *,
+    timescaledb: bool,
+) -> None:
+    current = components.get(cluster.name)
+    if (
+        current is not None
+        and current.running()
+        and timescaledb
+        and not postgres.preloads_timescaledb(cluster)
+    ):
+        # Started before TimescaleDB was installed: the preload only takes effect at start.
+        postgres.stop(current)
+        state.stop_pid(current.pid, current.cmdline_marker)
+        current = None
+    if current is None or not current.running():
+        current, env = postgres.start(cluster, timescaledb=timescaledb)
+        components[cluster.name] = current
+        state.save(components)
+        state.write_env(env)
+    result[cluster.name] = current
 
 
 def down(only: str | None = None) -> list[str]:
@@ -51,7 +76,7 @@ def down(only: str | None = None) -> list[str]:
         del components[name]
         if not component.running():
             continue
-        if name == "postgres":
+        if name in postgres.CLUSTERS:
             postgres.stop(component)
         # pg_ctl normally finishes the job; the PID fallback covers a hung shutdown.
         state.stop_pid(component.pid, component.cmdline_marker)
@@ -60,25 +85,56 @@ def down(only: str | None = None) -> list[str]:
     return stopped
 
 
-def status() -> list[tuple[str, str, str, str]]:
-    """(component, address, pid, state) for each component."""
+def status() -> list[tuple[str, str, str, str, str]]:
+    """(component, address, pid, state, engine) for each component; the engine (TimescaleDB
+    or plain PostgreSQL, and why) is asked of each running database server."""
     overrides = user_overrides()
     components = state.load()
     rows = []
-    for name, setting in (("kafka", "kafka_bootstrap"), ("postgres", "database_url")):
+    for name in ("kafka", *postgres.CLUSTERS):
+        setting = "kafka_bootstrap" if name == "kafka" else "database_url"
         if setting in overrides:
-            rows.append((name, "external", "-", "not managed by the stack"))
+            if name == postgres.PLAIN.name:
+                continue
+            engine = (
+                "-"
+                if name == "kafka"
+                else postgres.describe(Settings().database_url.get_secret_value())
+            )
+            rows.append((name, "external", "-", "not managed by the stack", engine))
             continue
         component = components.get(name)
         if component is None:
-            rows.append((name, "-", "-", "stopped"))
-        else:
-            rows.append(
-                (
-                    name,
-                    component.address,
-                    str(component.pid),
-                    "running" if component.running() else "stopped",
-                )
+            if name != postgres.PLAIN.name:
+                rows.append((name, "-", "-", "stopped", "-"))
+            continue
+        running = component.running()
+        engine = "-"
+        if running and name in postgres.CLUSTERS:
+            engine = _engine(postgres.CLUSTERS[name])
+        rows.append(
+            (
+                name,
+                component.address,
+                str(component.pid),
+                "running" if running else "stopped",
+                engine,
             )
+        )
     return rows
+
+
+def _engine(cluster: postgres.Cluster) -> str:
+    """The cluster's engine, and why it is the one it should (or should not) be."""
+    found = postgres.describe_cluster(cluster)
+    installed = timescale.installed_version(postgres.bindir())
+    if cluster is postgres.PLAIN:
+        return f"{found} (on purpose: the plain-mode tests' cluster)"
+    if installed is None:
+        return (
+            f"{found} (make install builds it from ../shared/vendor; without that archive, "
+            "see README > TimescaleDB)"
+        )
+    if found.startswith("plain"):
+        return f"{found} (started without it: `citystream stack up` restarts it preloaded)"
+    return found

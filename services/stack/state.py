@@ -55,14 +55,20 @@ def save(components: dict[str, Component]) -> None:
     STATE_FILE.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
-def write_env(values: dict[str, str]) -> None:
-    """Merge ``values`` into ``stack.env``; the file holds passwords, so only we may read it."""
+def read_env() -> dict[str, str]:
+    """What ``stack.env`` holds (nothing before the first ``stack up``)."""
     current: dict[str, str] = {}
     if STACK_ENV_FILE.exists():
         for line in STACK_ENV_FILE.read_text(encoding="utf-8").splitlines():
             key, sep, value = line.partition("=")
             if sep:
                 current[key] = value
+    return current
+
+
+def write_env(values: dict[str, str]) -> None:
+    """Merge ``values`` into ``stack.env``; the file holds passwords, so only we may read it."""
+    current = read_env()
     current.update(values)
     STACK_DIR.mkdir(parents=True, exist_ok=True)
     fd = os.open(STACK_ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

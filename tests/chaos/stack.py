@@ -28,7 +28,8 @@ class PrivateStack:
         self.home = home
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CITYSTREAM_")}
         self.env["CITYSTREAM_STACK_DIR"] = str(home)
-        self.pg_home: Path | None = None
+        # Every cluster the private stack made (the plain one too, when TimescaleDB is installed).
+        self.pg_homes: set[Path] = set()
 
     def prepare(self) -> None:
         kafka.ensure_jars()  # into the main stack's folder, once
@@ -54,8 +55,12 @@ class PrivateStack:
     def up(self) -> str:
         out = self._cli("up")
         state = orjson.loads((self.home / "state.json").read_bytes())
-        # As root the cluster may live outside the stack folder (services/stack/postgres.py).
-        self.pg_home = Path(state["postgres"]["cmdline_marker"]).parent
+        # As root a cluster may live outside the stack folder (services/stack/postgres.py).
+        self.pg_homes |= {
+            Path(component["cmdline_marker"]).parent
+            for name, component in state.items()
+            if name.startswith("postgres")
+        }
         return out
 
     def down(self, only: str | None = None) -> str:
@@ -76,5 +81,5 @@ class PrivateStack:
 
     def remove(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
-        if self.pg_home is not None:
-            shutil.rmtree(self.pg_home, ignore_errors=True)
+        for home in self.pg_homes:
+            shutil.rmtree(home, ignore_errors=True)

@@ -11,18 +11,25 @@ import pytest
 
 from services.settings import Settings
 from streams.db import connect
-from streams.db.migrate import available, migrate
-from tests.conftest import ROOT
+from streams.db.migrate import Migration, available, migrate
+from tests.conftest import ROOT, DbMode
 
 pytestmark = pytest.mark.integration
 
 
-def test_migrate_is_idempotent(isolated: Settings) -> None:
+def test_migrate_is_idempotent(isolated: Settings, db_mode: DbMode) -> None:
+    # On TimescaleDB every file is applied; on plain PostgreSQL the *.timescale.sql ones wait.
+    def applies(m: Migration) -> bool:
+        return db_mode == "timescaledb" or not m.timescale_only
+
     again = migrate(isolated)
-    assert {o.status for o in again if not o.migration.timescale_only} == {"already applied"}
+    assert {o.migration.version: o.status for o in again} == {
+        m.version: "already applied" if applies(m) else "pending: needs timescaledb"
+        for m in available()
+    }
     with connect(isolated) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
-    assert versions == [m.version for m in available() if not m.timescale_only]
+    assert versions == [m.version for m in available() if applies(m)]
 
 
 def test_an_edited_migration_is_refused(isolated: Settings) -> None:
@@ -58,3 +65,23 @@ def test_stack_status_names_each_component_with_pid(stack_settings: Settings) ->
     for name in ("kafka", "postgres"):
         line = next(line for line in out.splitlines() if name in line)
         assert "running" in line or "external" in line, out
+
+
+def test_stack_status_names_each_databases_engine(
+    stack_settings: Settings, db_mode: DbMode
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "stack", "status"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=os.environ | {"COLUMNS": "250"},
+    ).stdout
+    # The row of the database this session runs on: the stack's main cluster, or the one
+    # the environment points at (the plain pass of `make test`).
+    line = next(line for line in out.splitlines() if "│ postgres " in line)
+    if db_mode == "timescaledb":
+        assert "TimescaleDB 2." in line and "preloaded" in line, out
+    else:
+        assert "plain PostgreSQL: timescaledb" in line, out

@@ -1,7 +1,8 @@
 """Checks of the production deployment that need no Docker engine (none runs on our machines).
 
 Reads ``docker-compose.yml``, ``.env.example``, ``deploy/docker/Dockerfile``,
-``deploy/timescaledb/initdb/`` and ``deploy/grafana/provisioning/``; validates the compose
+``deploy/timescaledb/initdb/``, ``deploy/grafana/provisioning/`` and the TimescaleDB version
+``deploy/local/install-timescaledb.sh`` builds; validates the compose
 file against ``../shared/reference/compose/compose-spec.json``. Opens no socket.
 """
 
@@ -248,6 +249,21 @@ def test_images_are_the_pinned_ones(services: dict[str, Any]) -> None:
     assert re.fullmatch(r"grafana/grafana-oss:11\.6\.\d+", services["grafana"]["image"])
     assert re.fullmatch(
         r"timescale/timescaledb:\d+\.\d+\.\d+-pg16", services["timescaledb"]["image"]
+    )
+
+
+def test_compose_runs_the_timescaledb_line_the_tests_run(services: dict[str, Any]) -> None:
+    # The local stack (and so every test) runs the version the install script builds.
+    script = (ROOT / "deploy/local/install-timescaledb.sh").read_text(encoding="utf-8")
+    built = re.search(r"^VERSION=(\d+)\.(\d+)\.\d+$", script, re.MULTILINE)
+    assert built, "deploy/local/install-timescaledb.sh names no VERSION=X.Y.Z"
+    image = re.fullmatch(
+        r"timescale/timescaledb:(\d+)\.(\d+)\.\d+-pg\d+", services["timescaledb"]["image"]
+    )
+    assert image, services["timescaledb"]["image"]
+    assert image.groups() == built.groups(), (
+        f"compose runs TimescaleDB {'.'.join(image.groups())}.x, the tests "
+        f"{'.'.join(built.groups())}.x"
     )
 
 

@@ -161,10 +161,19 @@ def db_mode(stack_settings: Settings) -> DbMode:
 
 
 def _drop_schema(settings: Settings) -> None:
+    drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.db_schema))
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.db_schema))
-        )
+        for attempt in range(5):
+            try:
+                conn.execute(drop)
+                return
+            except psycopg.errors.InternalError as exc:
+                # A TimescaleDB background job (a policy) working on one of the schema's
+                # tables at that moment: "tuple concurrently deleted". Try again.
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+                del exc
 
 
 @contextmanager

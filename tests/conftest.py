@@ -167,13 +167,12 @@ def _drop_schema(settings: Settings) -> None:
             try:
                 conn.execute(drop)
                 return
-            except psycopg.errors.InternalError as exc:
+            except psycopg.errors.InternalError:
                 # A TimescaleDB background job (a policy) working on one of the schema's
                 # tables at that moment: "tuple concurrently deleted". Try again.
                 if attempt == 4:
                     raise
                 time.sleep(0.5 * (attempt + 1))
-                del exc
 
 
 @contextmanager

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from services.settings import user_overrides
+from services.settings import STACK_DIR, user_overrides
 from services.stack import postgres, state, timescale
 
 
@@ -62,7 +62,17 @@ def main(args: list[str]) -> int:
         print(f"\n=== pass {number}: {step.name}: pytest {' '.join(step.paths) or 'tests'}")
         began = time.monotonic()
         code = subprocess.run(
-            [sys.executable, "-m", "pytest", *args, *step.paths],
+            # Temporary files under this checkout's stack folder: pytest's default, shared by
+            # every checkout on the machine, keeps only the newest three runs' folders, and a
+            # run beside ours (another checkout) would delete the logs of our workers.
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                f"--basetemp={STACK_DIR / 'pytest'}",
+                *args,
+                *step.paths,
+            ],
             env=os.environ | step.env,
             check=False,
         ).returncode

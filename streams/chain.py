@@ -46,3 +46,12 @@ def canonical(
 
 def link(prev_hash: bytes, content: bytes) -> bytes:
     return hashlib.sha256(prev_hash + content).digest()
+
+
+def payload_digest(payload: Any) -> bytes:
+    """An event's content as the ledger stores it (its JSON payload), in 16 bytes: what
+    ``event_keys.digest`` holds, so a redelivery is told from a reused id without reading
+    the ledger row (which may sit in a compressed chunk)."""
+    return hashlib.blake2b(
+        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).digest()

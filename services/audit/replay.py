@@ -30,7 +30,6 @@ All database reads happen in one snapshot, so the workers may keep running.
 from __future__ import annotations
 
 import gc
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,8 +39,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
-
-import orjson
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
@@ -57,6 +54,7 @@ from streams.acceptance import (
     judge_corrections,
     split_known,
 )
+from streams.chain import payload_digest
 from streams.rollup import RollupKey, Totals, rollup
 
 Source = Literal["kafka", "ledger"]
@@ -120,13 +118,6 @@ class Replay:
             if live_total != total or live_events != events:
                 out.append(Difference(*key, live_total, total, live_events, events))
         return out
-
-
-def payload_digest(payload: Any) -> bytes:
-    """An event's content as the ledger stores it (its JSON payload), in 16 bytes."""
-    return hashlib.blake2b(
-        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).digest()
 
 
 class Content:

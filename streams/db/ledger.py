@@ -21,7 +21,7 @@ from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.validation import Rejection
 from streams.acceptance import CorrectionRefs, Original, judge_corrections, split_known
-from streams.chain import canonical, link
+from streams.chain import canonical, link, payload_digest
 from streams.db import DatabaseError, DatabaseUnavailable
 from streams.db.cursors import advance as cursors_advance
 from streams.db.cursors import lock as cursors_lock
@@ -71,9 +71,9 @@ async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkR
         raise
     except psycopg.errors.UniqueViolation as exc:
         constraint = exc.diag.constraint_name
-        if constraint == "events_position":
+        if constraint == "event_keys_position":
             raise TopicReset(f"writing a batch failed: {exc}".strip()) from exc
-        if constraint == "events_correction_ref":
+        if constraint == "correction_keys_ref":
             raise ConcurrentInsert("a correction reference was recorded concurrently") from exc
         raise _refused(exc, step) from exc
     except psycopg.Error as exc:
@@ -158,6 +158,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
     for record, event in fresh:
         tp = (record.topic, record.partition)
         payload = event.model_dump(mode="json")
+        correction = event if isinstance(event, Correction) else None
         measures = {metric: str(q) for metric, q in event.measures().items()}
         content = canonical(
             event_id=event.event_id,
@@ -183,7 +184,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
                 ingested_at,
                 event.project,
                 event.source_ref,
-                event.corrects if isinstance(event, Correction) else None,
+                None if correction is None else correction.corrects,
                 orjson.dumps(measures).decode(),
                 orjson.dumps(payload).decode(),
                 record.topic,
@@ -192,13 +193,15 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
                 record.offset,
                 prev,
                 heads[tp],
+                payload_digest(payload),
+                None if correction is None else correction.metric,
+                None if correction is None else correction.delta,
             )
         )
 
     if fresh:
         step.now("writing the ledger rows (events)")
-        cur = await _insert_events(conn, rows)
-        if len(await cur.fetchall()) != len(fresh):
+        if await _insert_events(conn, rows) != len(fresh):
             # The chain was computed for rows that are no longer all new: roll back, retry.
             raise ConcurrentInsert("an event id of this batch was inserted concurrently")
         step.now("summing the daily rollup by local day", "occurred_at")
@@ -265,17 +268,47 @@ async def _split_known(
     """New events, and events whose id the ledger holds for *different* content.
 
     The same id with the same content is a redelivery and simply adds nothing; the same id
-    with other content is a department reusing an id, which would be silently lost.
+    with other content is a department reusing an id, which would be silently lost. Asked
+    of ``event_keys`` (content as a digest): the ledger row itself is read only for the
+    rare id recorded before digests were.
     """
-    ids = [event.event_id for _, event in accepted]
     cur = await conn.execute(
         # %b: the ids go as one binary uuid[] (the text form was quoted id by id, ~4 µs
         # per event in this query alone).
-        "SELECT event_id, payload FROM events WHERE event_id = ANY(%b)",
-        (ids,),
+        """SELECT event_id, digest, ingested_at, topic, incarnation, partition, kafka_offset
+           FROM event_keys WHERE event_id = ANY(%b)""",
+        ([event.event_id for _, event in accepted],),
     )
-    stored = {row[0]: row[1] for row in await cur.fetchall()}
-    return split_known(accepted, stored, lambda event: event.model_dump(mode="json"))
+    found = await cur.fetchall()
+    stored: dict[UUID, bytes] = {row[0]: bytes(row[1]) for row in found if row[1] is not None}
+    legacy = [(*row[2:], row[0]) for row in found if row[1] is None]
+    for event_id, payload in await _ledger_rows(conn, legacy, "payload"):
+        stored[event_id] = payload_digest(payload)
+    return split_known(
+        accepted, stored, lambda event: payload_digest(event.model_dump(mode="json"))
+    )
+
+
+# (ingested_at, topic, incarnation, partition, kafka_offset, event_id) of a ledger row
+Located = tuple[Any, ...]
+
+
+async def _ledger_rows(
+    conn: psycopg.AsyncConnection[Any], located: list[Located], columns: str
+) -> list[tuple[Any, ...]]:
+    """``event_id`` and ``columns`` of the ledger rows at ``located``: by their ingest time
+    and Kafka position, which a compressed TimescaleDB chunk can find without decompressing
+    more than the segment holding the row (by event_id alone it would decompress every
+    chunk)."""
+    if not located:
+        return []
+    query = sql.SQL(
+        """SELECT event_id, {} FROM events
+           WHERE ingested_at = ANY(%s) AND topic = ANY(%s) AND incarnation = ANY(%s)
+             AND partition = ANY(%s) AND kafka_offset = ANY(%s) AND event_id = ANY(%s)"""
+    ).format(sql.SQL(columns))
+    cur = await conn.execute(query, [sorted({row[i] for row in located}) for i in range(6)])
+    return list(await cur.fetchall())
 
 
 async def _check_corrections(
@@ -284,30 +317,32 @@ async def _check_corrections(
     """Refuse corrections the ledger cannot back (unknown event, another family, another
     metric or subdistrict, a delta that would take the event's figure below zero) or
     already holds (the department's reference recorded under another event_id)."""
-    corrections = [(r, e) for r, e in fresh if isinstance(e, Correction)]
+    corrections = [e for _, e in fresh if isinstance(e, Correction)]
     if not corrections:
         return fresh, []
-    targets = list({e.corrects for _, e in corrections})
+    targets = list({e.corrects for e in corrections})
     cur = await conn.execute(
-        "SELECT event_id, event_type, district, measures FROM events WHERE event_id = ANY(%s)",
+        """SELECT ingested_at, topic, incarnation, partition, kafka_offset, event_id
+           FROM event_keys WHERE event_id = ANY(%s)""",
         (targets,),
     )
     originals: dict[UUID, Original] = {
         row[0]: (row[1], row[2], {k: Decimal(v) for k, v in row[3].items()})
-        for row in await cur.fetchall()
+        for row in await _ledger_rows(
+            conn, list(await cur.fetchall()), "event_type, district, measures"
+        )
     }
     cur = await conn.execute(
-        "SELECT corrects, measures FROM events WHERE corrects = ANY(%s)", (targets,)
+        "SELECT corrects, metric, delta FROM correction_keys WHERE corrects = ANY(%s)",
+        (targets,),
     )
     net: dict[tuple[UUID, str], Decimal] = {}
-    for corrects, measures in await cur.fetchall():
-        for metric, delta in measures.items():
-            net[(corrects, metric)] = net.get((corrects, metric), Decimal(0)) + Decimal(delta)
+    for corrects, metric, delta in await cur.fetchall():
+        net[(corrects, metric)] = net.get((corrects, metric), Decimal(0)) + delta
     cur = await conn.execute(
-        """SELECT department, source_ref FROM events
-           WHERE corrects IS NOT NULL AND (department, source_ref) IN
-                 (SELECT * FROM unnest(%s::text[], %s::text[]))""",
-        ([e.department for _, e in corrections], [e.source_ref for _, e in corrections]),
+        """SELECT department, source_ref FROM correction_keys
+           WHERE (department, source_ref) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+        ([e.department for e in corrections], [e.source_ref for e in corrections]),
     )
     refs: CorrectionRefs = {(row[0], row[1]) for row in await cur.fetchall()}
     return judge_corrections(fresh, originals, net, refs)
@@ -336,7 +371,12 @@ _STAGE_COLUMNS = (
     ("kafka_offset", "int8"),
     ("prev_hash", "bytea"),
     ("hash", "bytea"),
+    # Not ledger columns: what event_keys and correction_keys take from the same rows.
+    ("digest", "bytea"),
+    ("metric", "text"),
+    ("delta", "numeric"),
 )
+_LEDGER_COLUMNS = _STAGE_COLUMNS[:-3]
 _STAGE_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name, _ in _STAGE_COLUMNS)
 # ON COMMIT DELETE ROWS: the staging table is empty at the start of every transaction.
 _CREATE_STAGE = sql.SQL(
@@ -350,26 +390,42 @@ _CREATE_STAGE = sql.SQL(
 _COPY_STAGE = sql.SQL("COPY pg_temp.events_stage ({}) FROM STDIN (FORMAT BINARY)").format(
     _STAGE_NAMES
 )
+# The keys first: an id recorded meanwhile by another worker is not inserted (and counted
+# by the caller), a Kafka position already taken fails on event_keys_position (a topic
+# reset), a correction reference already used fails on correction_keys_ref.
+_INSERT_KEYS = """
+WITH keys AS (
+    INSERT INTO event_keys (event_id, ingested_at, topic, incarnation, partition, kafka_offset,
+                            digest)
+    SELECT event_id, ingested_at, topic, incarnation, partition, kafka_offset, digest
+    FROM pg_temp.events_stage
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), corrections AS (
+    INSERT INTO correction_keys (event_id, corrects, department, source_ref, metric, delta)
+    SELECT event_id, corrects, department, source_ref, metric, delta
+    FROM pg_temp.events_stage WHERE corrects IS NOT NULL
+)
+SELECT count(*) FROM keys
+"""
 _INSERT_EVENTS = sql.SQL(
     """INSERT INTO events ({names})
 SELECT {selected} FROM pg_temp.events_stage
-ORDER BY topic, partition, kafka_offset
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id"""
+ORDER BY topic, partition, kafka_offset"""
 ).format(
-    names=_STAGE_NAMES,
+    names=sql.SQL(", ").join(sql.Identifier(name) for name, _ in _LEDGER_COLUMNS),
     selected=sql.SQL(", ").join(
         sql.SQL("{}::jsonb").format(sql.Identifier(name))
         if name in ("measures", "payload")
         else sql.Identifier(name)
-        for name, _ in _STAGE_COLUMNS
+        for name, _ in _LEDGER_COLUMNS
     ),
 )
 
 
-async def _insert_events(
-    conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]
-) -> psycopg.AsyncCursor[Any]:
+async def _insert_events(conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> int:
+    """Stage ``rows``, record their keys, and the ledger rows if every key was new; return
+    how many keys were new."""
     # Created in the batch's own transaction every time: a table created once per
     # connection vanished with the first batch's rollback (a retried batch then failed
     # on "schema pg_temp does not exist" until the connection was replaced).
@@ -378,7 +434,12 @@ async def _insert_events(
         copy.set_types([kind for _, kind in _STAGE_COLUMNS])
         for row in rows:
             await copy.write_row(row)
-    return await conn.execute(_INSERT_EVENTS)
+    cur = await conn.execute(_INSERT_KEYS)
+    counted = await cur.fetchone()
+    inserted = int(counted[0]) if counted else 0
+    if inserted == len(rows):
+        await conn.execute(_INSERT_EVENTS)
+    return inserted
 
 
 # %b: arrays of a few thousand groups go in binary; the text form quotes every element.

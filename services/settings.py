@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Password of the read-only role grafana_reader (Grafana's data source); `migrate` sets
     # it. Unset: the role exists but cannot log in.
     grafana_db_password: SecretStr | None = None
+    # The read-only role the `audit` commands connect as (citystream_auditor): its URL, and
+    # its password, which `migrate` sets. The audit commands refuse to run without the URL.
+    audit_database_url: SecretStr | None = None
+    audit_db_password: SecretStr | None = None
     # Schema the tables live in; tests give each test its own.
     db_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     # Prepended to every topic name; tests give each test its own namespace.

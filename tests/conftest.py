@@ -162,7 +162,9 @@ def db_mode(stack_settings: Settings) -> DbMode:
 
 def _drop_schema(settings: Settings) -> None:
     drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.db_schema))
-    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+    # As the admin: the owner role owns the schema; the application role may not drop it.
+    url = settings.admin_database_url or settings.database_url
+    with psycopg.connect(url.get_secret_value(), autocommit=True) as conn:
         for attempt in range(5):
             try:
                 conn.execute(drop)

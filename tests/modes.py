@@ -43,8 +43,13 @@ def plan() -> list[Pass]:
         return [Pass("plain PostgreSQL (TimescaleDB is not installed)", [], _mode("plain"))]
     stack_env = state.read_env()
     plain = {
-        "CITYSTREAM_DATABASE_URL": stack_env["CITYSTREAM_PLAIN_DATABASE_URL"],
-        "CITYSTREAM_ADMIN_DATABASE_URL": stack_env["CITYSTREAM_PLAIN_ADMIN_DATABASE_URL"],
+        f"CITYSTREAM_{name}": stack_env[f"CITYSTREAM_PLAIN_{name}"]
+        for name in (
+            "DATABASE_URL",
+            "ADMIN_DATABASE_URL",
+            "AUDIT_DATABASE_URL",
+            "AUDIT_DB_PASSWORD",
+        )
     }
     return [
         Pass(f"TimescaleDB {version}", [], _mode("timescaledb")),

@@ -4,7 +4,8 @@
 Every audit reads inside one ``REPEATABLE READ, READ ONLY`` transaction (:func:`snapshot`),
 so the chains, the chain heads and the rollups it compares are one consistent state even
 while workers keep writing. Large reads go through server-side cursors, never all at once.
-Env: ``CITYSTREAM_DATABASE_URL``, ``CITYSTREAM_DB_SCHEMA`` (through ``streams.db``).
+Connects as the read-only auditor role: ``CITYSTREAM_AUDIT_DATABASE_URL``,
+``CITYSTREAM_DB_SCHEMA`` (through ``streams.db``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _cursor_names = itertools.count(1)
 @contextmanager
 def snapshot(settings: Settings) -> Iterator[Conn]:
     """A read-only connection whose reads all see one committed state of the database."""
-    conn = connect(settings)
+    conn = connect(settings, audit=True)
     try:
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True

@@ -35,6 +35,7 @@ from psycopg import sql
 from services.settings import STACK_DIR
 from services.stack import timescale
 from services.stack.state import Component, StackError, free_port, port_is_free
+from streams.db.roles import AUDITOR_ROLE
 from streams.db.timescale import facts
 
 
@@ -125,8 +126,12 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
     """Create the cluster once: superuser password, port; return its record."""
     if cluster.conf.exists() and (cluster.data / "PG_VERSION").exists():
         conf: dict[str, Any] = orjson.loads(cluster.conf.read_bytes())
+        changed = "auditor_password" not in conf  # a cluster made before the auditor role
+        conf.setdefault("auditor_password", secrets.token_urlsafe(24))
         if not port_is_free(int(conf["port"])):
             conf["port"] = free_port()
+            changed = True
+        if changed:
             cluster.conf.write_bytes(orjson.dumps(conf))
         return conf
     shutil.rmtree(cluster.data, ignore_errors=True)
@@ -135,6 +140,9 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
         "port": free_port(),
         "superuser_password": secrets.token_urlsafe(24),
         "app_password": secrets.token_urlsafe(24),
+        # The read-only role of the audit commands; `citystream migrate` creates it and
+        # sets this password (CITYSTREAM_AUDIT_DB_PASSWORD).
+        "auditor_password": secrets.token_urlsafe(24),
     }
     pwfile = cluster.home / "pwfile"
     fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -245,9 +253,13 @@ def start(cluster: Cluster, *, timescaledb: bool) -> tuple[Component, dict[str, 
         log=str(cluster.log),
         ready_in_s=time.monotonic() - launched,
     )
+    auditor = conf["auditor_password"]
+    audit_url = f"postgresql://{AUDITOR_ROLE}:{auditor}@127.0.0.1:{port}/{APP_DB}"
     return component, {
         f"{cluster.env_prefix}DATABASE_URL": app_url,
         f"{cluster.env_prefix}ADMIN_DATABASE_URL": admin_url,
+        f"{cluster.env_prefix}AUDIT_DATABASE_URL": audit_url,
+        f"{cluster.env_prefix}AUDIT_DB_PASSWORD": auditor,
     }
 
 

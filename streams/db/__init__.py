@@ -35,13 +35,25 @@ def errors(what: str) -> Iterator[None]:
 
 
 def conninfo(
-    settings: Settings, *, admin: bool = False, statement_timeout_s: float | None = None
+    settings: Settings,
+    *,
+    admin: bool = False,
+    audit: bool = False,
+    statement_timeout_s: float | None = None,
 ) -> str:
     """``statement_timeout_s`` bounds every statement of the session (the worker's sink:
-    a write stuck behind a lock fails and is retried instead of stalling the family)."""
+    a write stuck behind a lock fails and is retried instead of stalling the family).
+    ``audit``: as the read-only role of the audit commands (streams.db.roles)."""
     url = settings.database_url
     if admin and settings.admin_database_url is not None:
         url = settings.admin_database_url
+    if audit:
+        if settings.audit_database_url is None:
+            raise DatabaseError(
+                "the audit commands connect as the read-only role citystream_auditor: set "
+                "CITYSTREAM_AUDIT_DATABASE_URL (and CITYSTREAM_AUDIT_DB_PASSWORD for migrate)"
+            )
+        url = settings.audit_database_url
     options = f"-c search_path={settings.db_schema}"
     if statement_timeout_s is not None:
         options += f" -c statement_timeout={int(statement_timeout_s * 1000)}"
@@ -56,10 +68,10 @@ def conninfo(
 
 
 def connect(
-    settings: Settings, *, admin: bool = False, autocommit: bool = False
+    settings: Settings, *, admin: bool = False, audit: bool = False, autocommit: bool = False
 ) -> psycopg.Connection:
     try:
-        return psycopg.connect(conninfo(settings, admin=admin), autocommit=autocommit)
+        return psycopg.connect(conninfo(settings, admin=admin, audit=audit), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
 

@@ -7,11 +7,14 @@ follows the application schema on the session's ``search_path``, so the migratio
 ``create_hypertable``, ``time_bucket`` and the policy functions unqualified whatever
 ``CITYSTREAM_DB_SCHEMA`` is and wherever the extension was created.
 
-Migrations run as the application role, so the workers own their tables. A file named
-``NNNN_name.admin.sql`` runs with the admin connection's own rights instead, for what the
-application role may not do (create the read-only role ``grafana_reader``); it reads the
-application role's name from the setting ``citystream.app_role``. When
-``CITYSTREAM_GRAFANA_DB_PASSWORD`` is set, every run also sets that role's password.
+Migrations run as the owner role ``citystream_owner`` (``streams.db.roles``), which owns the
+schema and every table; the application role owns nothing and gets exactly the privileges
+``streams.db.roles`` lists, set again by every run after the migrations. Migrating needs a
+superuser (``CITYSTREAM_ADMIN_DATABASE_URL``). A file named ``NNNN_name.admin.sql`` runs
+with the admin connection's own rights, for what the owner may not do (create the
+read-only role ``grafana_reader``); it reads the owner role's name from the setting
+``citystream.app_role``. When ``CITYSTREAM_GRAFANA_DB_PASSWORD`` or
+``CITYSTREAM_AUDIT_DB_PASSWORD`` is set, every run also sets that role's password.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from psycopg import Connection, errors, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from services.settings import Settings
-from streams.db import DatabaseError, connect, schema_identifier
+from streams.db import DatabaseError, connect, roles, schema_identifier
 from streams.db.timescale import EXTENSION, Mode, decide, facts
 
 # Any constant will do; it only has to be the same for every migrating process.
@@ -91,20 +94,27 @@ def apply(settings: Settings) -> Report:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         # Read as the admin connection: only a privileged role may see shared_preload_libraries.
         mode = decide(facts(conn))
-        # Everything else is created as the application role, so the workers own their tables.
-        app_role = conninfo_to_dict(settings.database_url.get_secret_value()).get("user")
-        _as_app_role(conn, app_role)
+        app_role = str(conninfo_to_dict(settings.database_url.get_secret_value()).get("user"))
+        roles.prepare(conn, schema=settings.db_schema, app_role=app_role)
+        # Everything else is created as the owner role: the workers' role owns nothing, so it
+        # has no more rights on the ledger than streams.db.roles grants it.
+        _as_owner(conn)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema_identifier(settings)))
         if mode.timescale:
             mode = _use_extension(conn, settings, mode, app_role)
+        # Qualified: a name that resolved anywhere else on the search path (the extension's
+        # schema) would make another schema's history this one's.
+        history = sql.Identifier(settings.db_schema, "schema_migrations")
         conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
+            sql.SQL(
+                """CREATE TABLE IF NOT EXISTS {} (
                    version integer PRIMARY KEY, name text NOT NULL,
                    checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
+            ).format(history)
         )
         conn.commit()
         done: dict[int, str] = dict(
-            conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+            conn.execute(sql.SQL("SELECT version, checksum FROM {}").format(history)).fetchall()
         )
         for migration in available():
             if migration.version in done:
@@ -120,22 +130,31 @@ def apply(settings: Settings) -> Report:
                 continue
             with conn.transaction():
                 if migration.as_admin:
-                    _apply_as_admin(conn, migration, app_role)
+                    _apply_as_admin(conn, migration)
                 else:
                     conn.execute(migration.text.encode())  # our own file, not user input
                 conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    sql.SQL("INSERT INTO {} (version, name, checksum) VALUES (%s, %s, %s)").format(
+                        history
+                    ),
                     (migration.version, migration.name, migration.checksum),
                 )
             outcomes.append(Outcome(migration, "applied"))
-        if settings.grafana_db_password is not None:
-            _set_reader_password(conn, settings.grafana_db_password.get_secret_value(), app_role)
+        conn.execute("RESET ROLE")
+        roles.grant(conn, schema=settings.db_schema, app_role=app_role)
+        for role, password in (
+            (roles.READER_ROLE, settings.grafana_db_password),
+            (roles.AUDITOR_ROLE, settings.audit_db_password),
+        ):
+            if password is not None:
+                roles.set_password(conn, role, password.get_secret_value())
+        conn.commit()
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
         conn.commit()
     return Report(mode, outcomes)
 
 
-def _use_extension(conn: Connection[Any], settings: Settings, mode: Mode, app_role: object) -> Mode:
+def _use_extension(conn: Connection[Any], settings: Settings, mode: Mode, app_role: str) -> Mode:
     """Create the extension if this database lacks it; put its schema on the search path."""
     server = facts(conn)
     if server.created is None:
@@ -156,13 +175,14 @@ def _use_extension(conn: Connection[Any], settings: Settings, mode: Mode, app_ro
                 f"CITYSTREAM_ADMIN_DATABASE_URL, or have one run CREATE EXTENSION timescaledb "
                 f"SCHEMA public in this database ({exc})".strip()
             ) from exc
-        _as_app_role(conn, app_role)
+        _as_owner(conn)
         server = facts(conn)
         mode = Mode(True, f"TimescaleDB {server.created} (extension created in schema public)")
     if server.schema is None:
         raise DatabaseError("the timescaledb extension vanished while migrating; migrate again")
-    if app_role:
-        _grant_usage(conn, server.schema, str(app_role))
+    # The owner creates hypertables; the application role inserts into them.
+    for role in (roles.OWNER_ROLE, app_role):
+        _grant_usage(conn, server.schema, role)
     # The application schema first: every object is created and found there. The extension's
     # schema after it, so its functions resolve without naming their schema in the files.
     path = [settings.db_schema] + ([server.schema] if server.schema != settings.db_schema else [])
@@ -185,7 +205,7 @@ def _grant_usage(conn: Connection[Any], schema: str, app_role: str) -> None:
             sql.Identifier(schema), sql.Identifier(app_role)
         )
     )
-    _as_app_role(conn, app_role)
+    _as_owner(conn)
     if conn.execute(query, (app_role, schema)).fetchone() != (True,):
         raise DatabaseError(
             f"the role {app_role} may not use schema {schema}, where the timescaledb extension "
@@ -194,18 +214,16 @@ def _grant_usage(conn: Connection[Any], schema: str, app_role: str) -> None:
         )
 
 
-def _as_app_role(conn: Connection[Any], app_role: object) -> None:
-    if app_role:
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(str(app_role))))
+def _as_owner(conn: Connection[Any]) -> None:
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.OWNER_ROLE)))
 
 
-def _apply_as_admin(conn: Connection[Any], migration: Migration, app_role: object) -> None:
+def _apply_as_admin(conn: Connection[Any], migration: Migration) -> None:
     """Run ``migration`` with the admin connection's rights, inside the open transaction."""
     conn.execute("RESET ROLE")
-    conn.execute(
-        "SELECT set_config('citystream.app_role', coalesce(%s, current_user), true)",
-        (str(app_role) if app_role else None,),
-    )
+    # The role that creates the schema's tables (0005 grants readers SELECT on what it
+    # creates later); the setting's name is older than the owner role.
+    conn.execute("SELECT set_config('citystream.app_role', %s, true)", (roles.OWNER_ROLE,))
     try:
         conn.execute(migration.text.encode())  # our own file, not user input
     except errors.InsufficientPrivilege as exc:
@@ -213,25 +231,4 @@ def _apply_as_admin(conn: Connection[Any], migration: Migration, app_role: objec
             f"migration {migration.version:04d}_{migration.name} needs a superuser: set "
             f"CITYSTREAM_ADMIN_DATABASE_URL ({exc})".strip()
         ) from exc
-    _as_app_role(conn, app_role)
-
-
-def _set_reader_password(conn: Connection[Any], password: str, app_role: object) -> None:
-    """LOGIN and the password for ``grafana_reader``; again on every run, so that changing
-    CITYSTREAM_GRAFANA_DB_PASSWORD and migrating again is how the password is rotated."""
-    # The SCRAM verifier is computed here (libpq), so the password itself never reaches the
-    # server, its logs or pg_stat_statements; ALTER ROLE takes it as a quoted literal.
-    verifier = conn.pgconn.encrypt_password(password.encode(), b"grafana_reader", b"scram-sha-256")
-    statement = sql.SQL("ALTER ROLE grafana_reader WITH LOGIN PASSWORD {}").format(
-        sql.Literal(verifier.decode())
-    )
-    conn.execute("RESET ROLE")
-    try:
-        conn.execute(statement)
-    except errors.InsufficientPrivilege as exc:
-        raise DatabaseError(
-            "setting the password of grafana_reader needs a superuser: set "
-            f"CITYSTREAM_ADMIN_DATABASE_URL ({exc})".strip()
-        ) from exc
-    _as_app_role(conn, app_role)
-    conn.commit()
+    _as_owner(conn)

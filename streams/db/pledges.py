@@ -127,7 +127,9 @@ def store_pledges(conn: psycopg.Connection[Any], records: Sequence[PledgeRecord]
     report = StoreReport()
     with _errors("storing pledges"), conn.transaction():
         # Two loaders at once would both pick the same next version; the second waits here.
-        conn.execute("LOCK TABLE pledges IN SHARE ROW EXCLUSIVE MODE")
+        # An advisory lock, not LOCK TABLE: that mode needs UPDATE rights, which the
+        # application role has on no ledger table (streams.db.roles).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('citystream.pledges', 0))")
         latest = {row[0]: (int(row[1]), str(row[2])) for row in conn.execute(_LATEST).fetchall()}
         for record in records:
             digest = record.content_hash

@@ -47,7 +47,9 @@ def isolated(base: Settings, label: str, **overrides: Any) -> Settings:
 
 
 def drop(settings: Settings) -> None:
-    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+    # The owner role owns the schema; only the admin connection may drop it.
+    url = settings.admin_database_url or settings.database_url
+    with psycopg.connect(url.get_secret_value(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(settings.db_schema)))
 
 

@@ -43,6 +43,7 @@ from services.simulator import Plan, expected_totals, plan
 from streams.db import connect, connect_async
 from streams.db.ledger import write_batch
 from streams.db.migrate import migrate
+from streams.db.roles import OWNER_ROLE
 from streams.sink import Record, prepare
 
 pytestmark = pytest.mark.integration
@@ -519,11 +520,13 @@ def test_grafana_reader_reads_but_cannot_write(
         with pytest.raises(errors.InsufficientPrivilege):
             reader.execute(statement.encode())
 
-    # A table a later migration creates is readable without a grant of its own.
-    with connect(isolated) as app:
-        app.execute("CREATE TABLE later_rollup (n integer)")
-        app.execute("INSERT INTO later_rollup VALUES (7)")
-        app.commit()
+    # A table a later migration creates (as the owner role) is readable without a grant of
+    # its own.
+    with connect(isolated, admin=True) as owner:
+        owner.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(OWNER_ROLE)))
+        owner.execute("CREATE TABLE later_rollup (n integer)")
+        owner.execute("INSERT INTO later_rollup VALUES (7)")
+        owner.commit()
     assert reader.execute("SELECT n FROM later_rollup").fetchall() == [(7,)]
     with pytest.raises(errors.InsufficientPrivilege):
         reader.execute("INSERT INTO later_rollup VALUES (8)")
@@ -536,8 +539,9 @@ def test_hash_chain_panel_finds_an_edited_link(year: Year, reader: psycopg.Conne
     query = expand(status["targets"][0]["rawSql"], context)
     runner = Runner(reader)
     assert runner.run(query).rows == [(0,)]
-    # Someone rewrites a ledger row's link (the sort of edit the chain exists to expose).
-    with connect(year.settings) as app:
+    # Someone with a superuser's rights rewrites a ledger row's link (the sort of edit the
+    # chain exists to expose; the workers' role cannot UPDATE the ledger at all).
+    with connect(year.settings, admin=True) as app:
         app.execute(
             sql.SQL(
                 "UPDATE events SET prev_hash = {} WHERE (topic, partition, kafka_offset) = "

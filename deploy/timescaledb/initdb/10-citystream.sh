@@ -13,8 +13,9 @@ set -Eeo pipefail
 
 # The password travels as an environment variable into a psql variable (not argv, not the
 # SQL text), is quoted by psql (:'...') and again by format(%L) for the dynamic statement.
-# The database is owned by `citystream` so that, under `SET ROLE citystream`, migrate may
-# create schemas and tables in it (PG 15+ public schema belongs to the database owner).
+# `citystream migrate` (as the superuser) then hands the database, its schema and every
+# table to the owner role citystream_owner and grants `citystream` only what the workers
+# need (streams/db/roles.py): the workers' role owns nothing.
 psql --no-psqlrc --set ON_ERROR_STOP=1 \
     --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" <<'SQL'
 \getenv app_password CITYSTREAM_DB_PASSWORD

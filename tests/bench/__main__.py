@@ -162,6 +162,8 @@ def _engines(base: Settings) -> list[tuple[str, Settings]]:
             update={
                 "database_url": SecretStr(env["CITYSTREAM_PLAIN_DATABASE_URL"]),
                 "admin_database_url": SecretStr(env["CITYSTREAM_PLAIN_ADMIN_DATABASE_URL"]),
+                "audit_database_url": SecretStr(env["CITYSTREAM_PLAIN_AUDIT_DATABASE_URL"]),
+                "audit_db_password": SecretStr(env["CITYSTREAM_PLAIN_AUDIT_DB_PASSWORD"]),
             }
         )
         engines.append(("plain PostgreSQL", plain))

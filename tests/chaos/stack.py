@@ -76,6 +76,8 @@ class PrivateStack:
             kafka_bootstrap=values["CITYSTREAM_KAFKA_BOOTSTRAP"],
             database_url=SecretStr(values["CITYSTREAM_DATABASE_URL"]),
             admin_database_url=SecretStr(values["CITYSTREAM_ADMIN_DATABASE_URL"]),
+            audit_database_url=SecretStr(values["CITYSTREAM_AUDIT_DATABASE_URL"]),
+            audit_db_password=SecretStr(values["CITYSTREAM_AUDIT_DB_PASSWORD"]),
             **overrides,  # type: ignore[arg-type]
         )
 

@@ -197,5 +197,8 @@ def test_as_of_reproduces_the_figures_shown_then_and_explain_adds_up(
     assert bad.returncode == 2 and "date without a time" in bad.stderr
     unknown = _cli(isolated, "explain", "2024-no-such-pledge")
     assert unknown.returncode == 2 and "not in the catalogue" in unknown.stderr
-    down = _cli(isolated, "verify", CITYSTREAM_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    # The audit commands connect as the auditors' role: its address is what must answer.
+    down = _cli(
+        isolated, "verify", CITYSTREAM_AUDIT_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"
+    )
     assert down.returncode == 3 and "nothing was checked" in down.stderr

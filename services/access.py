@@ -5,7 +5,10 @@ the tests for their own topic namespaces) creates exactly these bindings as the 
 README's security section prints the same table. Nothing here opens a connection.
 
 Every binding is LITERAL on one full topic name (``CITYSTREAM_TOPIC_NAMESPACE`` included)
-or one consumer group: no prefix a principal could grow into. Kafka's own implications
+or one consumer group: no prefix a principal could grow into. The one exception is a
+department's transactional ids (a department's own producer may write in transactions,
+which the readers honour with read_committed): PREFIXED on ``<namespace><department>-``, so
+that no department can use, and so fence, another's. Kafka's own implications
 apply: READ, WRITE, DELETE and ALTER each imply DESCRIBE, so DESCRIBE is listed only where
 it is all a principal gets. The broker runs ``StandardAuthorizer`` with
 ``allow.everyone.if.no.acl.found=false``: whatever is not granted here is refused, except
@@ -21,6 +24,7 @@ from schemas.topics import ALL, CHECKPOINT_TOPIC, DEADLETTER_TOPIC
 from services.settings import DEPARTMENTS, Settings
 
 Operation = Literal["READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS"]
+Resource = Literal["topic", "group", "transactional_id"]
 # Super users (broker config ``super.users``): the admin and the broker itself.
 SUPER_USERS = ("admin", "broker")
 
@@ -30,9 +34,12 @@ class Grant:
     """ALLOW ``operation`` on one resource to ``User:<principal>`` from any host."""
 
     principal: str
-    resource: Literal["topic", "group"]
+    resource: Resource
     name: str
     operation: Operation
+    # "prefixed": every name that starts with ``name`` (only a department's own
+    # transactional ids); everything else is one literal name.
+    pattern: Literal["literal", "prefixed"] = "literal"
 
     @property
     def kafka_principal(self) -> str:
@@ -55,6 +62,9 @@ def grants(settings: Settings) -> list[Grant]:
     for department in DEPARTMENTS:
         # WRITE alone also lets an idempotent producer initialise (Kafka 3.9, KIP-679).
         found.append(Grant(department, "topic", name(department_topic(department)), "WRITE"))
+        found.append(
+            Grant(department, "transactional_id", name(f"{department}-"), "WRITE", "prefixed")
+        )
     for topic in families:
         found.append(Grant("worker", "topic", topic, "READ"))
     found.append(Grant("worker", "topic", name(DEADLETTER_TOPIC), "WRITE"))

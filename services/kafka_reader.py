@@ -425,3 +425,17 @@ def topic_ids(settings: Settings, topics: Sequence[str]) -> dict[str, uuid.UUID]
         raise KafkaReadError(f"reading the topics' ids failed: {exc}") from exc
     finally:
         lookup.close()
+
+
+def checkpoint_documents(settings: Settings) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record on the checkpoint topic, oldest first."""
+    from schemas.topics import CHECKPOINT_TOPIC
+
+    topic = settings.topic_name(CHECKPOINT_TOPIC)
+    found: list[tuple[int, bytes]] = []
+    with TopicReader(settings, [topic]) as reader:
+        bounds = reader.bounds(None, None)
+        for record in reader.read(bounds):
+            if record.value is not None:
+                found.append((record.offset, record.value))
+    return sorted(found)

@@ -464,7 +464,12 @@ def _enforce_configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, lis
 
 # --------------------------------------------------------------------------- ACLs, users
 
-_RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+_RESOURCE = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional_id": ResourceType.TRANSACTIONAL_ID,
+}
+_PATTERN = {"literal": ACLResourcePatternType.LITERAL, "prefixed": ACLResourcePatternType.PREFIXED}
 # How long ACLs just created may take to show in describe_acls (they did lag, once).
 ACL_VISIBLE_S = 10.0
 
@@ -476,22 +481,22 @@ def _acl(grant: Grant) -> ACL:
         operation=ACLOperation[grant.operation],
         permission_type=ACLPermissionType.ALLOW,
         resource_pattern=ResourcePattern(
-            _RESOURCE[grant.resource], grant.name, ACLResourcePatternType.LITERAL
+            _RESOURCE[grant.resource], grant.name, _PATTERN[grant.pattern]
         ),
     )
 
 
-def _resource_acls(admin: KafkaAdminClient, resource: str, name: str) -> set[tuple[str, str]]:
-    """(principal, operation) of the ALLOW bindings on one literal resource."""
+def _resource_acls(
+    admin: KafkaAdminClient, resource: str, name: str, pattern: str
+) -> set[tuple[str, str]]:
+    """(principal, operation) of the ALLOW bindings on one resource pattern."""
     acls, _ = admin.describe_acls(
         ACLFilter(
             principal=None,
             host="*",
             operation=ACLOperation.ANY,
             permission_type=ACLPermissionType.ANY,
-            resource_pattern=ResourcePatternFilter(
-                _RESOURCE[resource], name, ACLResourcePatternType.LITERAL
-            ),
+            resource_pattern=ResourcePatternFilter(_RESOURCE[resource], name, _PATTERN[pattern]),
         )
     )
     return {
@@ -508,18 +513,19 @@ def _create_acls(admin: KafkaAdminClient, wanted: Sequence[Grant]) -> None:
     result: dict[str, list[Any]] = admin.create_acls([_acl(grant) for grant in wanted])
     if result.get("failed"):
         raise KafkaError(f"creating ACLs failed: {result['failed']}")
-    resources = sorted({(grant.resource, grant.name) for grant in wanted})
+    resources = sorted({(grant.resource, grant.name, grant.pattern) for grant in wanted})
     deadline = time.monotonic() + ACL_VISIBLE_S
     while True:
         seen = {
-            (resource, name, principal, operation)
-            for resource, name in resources
-            for principal, operation in _resource_acls(admin, resource, name)
+            (resource, name, pattern, principal, operation)
+            for resource, name, pattern in resources
+            for principal, operation in _resource_acls(admin, resource, name, pattern)
         }
         missing = [
             grant
             for grant in wanted
-            if (grant.resource, grant.name, grant.kafka_principal, grant.operation) not in seen
+            if (grant.resource, grant.name, grant.pattern, grant.kafka_principal, grant.operation)
+            not in seen
         ]
         if not missing:
             return
@@ -553,10 +559,12 @@ def remove_grants(settings: Settings) -> int:
                 operation=ACLOperation.ANY,
                 permission_type=ACLPermissionType.ANY,
                 resource_pattern=ResourcePatternFilter(
-                    _RESOURCE[resource], name, ACLResourcePatternType.LITERAL
+                    _RESOURCE[resource], name, _PATTERN[pattern]
                 ),
             )
-            for resource, name in sorted({(g.resource, g.name) for g in grants(settings)})
+            for resource, name, pattern in sorted(
+                {(g.resource, g.name, g.pattern) for g in grants(settings)}
+            )
         ]
         results = admin.delete_acls(filters)
         return sum(len(matched) for _, matched, _ in results)

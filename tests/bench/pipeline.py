@@ -172,7 +172,7 @@ def produce(
     if failed:
         raise AssertionError(f"{failed} benchmark records were not delivered")
     if not stamps:
-        ends = end_offsets(settings, topic)
+        ends = end_offsets(settings, topic, principal="admin")
     return Sent(started, finished, out if stamps else [], ends)
 
 

@@ -5,9 +5,9 @@ connection helper (:func:`kafka_client`).
 Every client authenticates (SASL/SCRAM-SHA-512) as one principal of
 ``services.settings.PRINCIPALS``: a department's ``Producer`` as that department, topic and
 ACL administration as ``admin``, the worker's topic checks as ``worker``, audits as
-``auditor``. A wrong password is reported as "authentication failed" within
-``AUTH_PROBE_S`` (kafka-python itself only logs the SASL error and keeps retrying until its
-bootstrap timeout).
+``auditor``. A wrong password is reported as "authentication failed" after ``AUTH_PROBE_S``
+(kafka-python itself only logs the SASL error and keeps retrying until its bootstrap
+timeout).
 
 Topics: ``city.<family>.v1`` from :mod:`schemas.topics` (plus ``CITYSTREAM_TOPIC_NAMESPACE``),
 ``city.deadletter.v1``, ``city.audit-checkpoints.v1``.
@@ -64,12 +64,13 @@ logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 # A client's first bootstrap attempt lasts this long, the second twice as long, the third
 # the rest of the caller's timeout. kafka-python answers a refused SCRAM login only by
 # retrying until its bootstrap timeout, so the attempts are kept short: a wrong password is
-# reported at the end of the first attempt that saw the broker refuse it (2 s, seldom 6 s:
-# the broker may drop a repeated failed login before answering it), while an unreachable
-# broker still gets the caller's whole timeout. A healthy local broker bootstraps in well
-# under 0.1 s. (Each failed attempt of an admin client or consumer leaves kafka-python's
-# idle IO thread behind, hence few attempts.)
-AUTH_PROBE_S = 2.0
+# reported at the end of the first attempt that saw the broker refuse it. Each login try
+# takes the broker ~0.4 s to refuse, and about half of them end in a bare disconnect rather
+# than the SASL error (measured), so 3 s nearly always includes a refusal (9 s at worst);
+# an unreachable broker still gets the caller's whole timeout. A healthy local broker
+# bootstraps in well under 0.1 s. (Each failed attempt of an admin client or consumer
+# leaves kafka-python's idle IO thread behind, hence few attempts.)
+AUTH_PROBE_S = 3.0
 
 
 class KafkaAuthenticationError(RuntimeError):

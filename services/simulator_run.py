@@ -174,13 +174,16 @@ def send(plan: Plan, settings: Settings, console: Console) -> SendReport:
                 principal=department,
                 timeout_s=min(10.0, settings.producer_timeout_s),
             )
-        missing = (
-            missing_topics(
-                settings, sorted({r.topic for r in plan.records}), principal=departments[0]
+        # Each department may see only its own topic: ask each about its own.
+        missing = [
+            name
+            for department in departments
+            for name in missing_topics(
+                settings,
+                sorted({r.topic for r in plan.records if _department_of(r.topic) == department}),
+                principal=department,
             )
-            if departments
-            else []
-        )
+        ]
     except (MissingCredentials, KafkaAuthenticationError) as exc:
         raise SimulationError(f"{exc}; nothing was sent") from exc
     except TimeoutError as exc:

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from schemas.topics import HEATING
-from services.producer import Producer, end_offsets, ensure_topics
+from services.producer import Producer, end_offsets, ensure_topics, remove_grants
 from services.settings import Settings
 from streams.db import connect
 from streams.db.migrate import migrate
@@ -47,8 +47,14 @@ def isolated(base: Settings, label: str, **overrides: Any) -> Settings:
 
 
 def drop(settings: Settings) -> None:
-    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(settings.db_schema)))
+    """Drop the run's schema and the ACLs its topic namespace was given."""
+    try:
+        with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(settings.db_schema))
+            )
+    finally:
+        remove_grants(settings)
 
 
 class Process:

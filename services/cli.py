@@ -186,7 +186,7 @@ def access_users() -> None:
     help="Read the new password from standard input instead of generating one.",
 )
 def access_rotate(principal: str, password_stdin: bool) -> None:
-    """Give PRINCIPAL (a department, worker, auditor) a new Kafka password, as the admin.
+    """Give PRINCIPAL (a department, worker, auditor, admin) a new Kafka password, as the admin.
 
     Its open connections stay logged in; new ones need the new password. On the local stack
     the new password is written to .stack/stack.env; otherwise it is printed once, to hand
@@ -204,11 +204,8 @@ def access_rotate(principal: str, password_stdin: bool) -> None:
     )
     from services.stack import state
 
-    if principal not in PRINCIPALS or principal == "admin":
-        _fail(
-            f"{principal!r} is not a principal to rotate here; one of "
-            f"{', '.join(p for p in PRINCIPALS if p != 'admin')} (admin: see README > Security)"
-        )
+    if principal not in PRINCIPALS:
+        _fail(f"{principal!r} is not a Kafka principal; one of {', '.join(PRINCIPALS)}")
     password = sys.stdin.readline().strip() if password_stdin else secrets.token_urlsafe(24)
     if len(password) < 16:
         _fail("the new password must have at least 16 characters")

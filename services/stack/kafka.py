@@ -41,9 +41,10 @@ LIBS = HOME / "libs"
 DATA = HOME / "data"
 PORTS = HOME / "ports.json"
 LOG = HOME / "broker.log"
-# Which users the storage was formatted with, and a digest of the passwords only the format
-# step can set (broker, admin): storage formatted otherwise (before authentication, or
-# with other passwords) is formatted again — the local broker's data is throw-away.
+# Which users the storage was formatted with, and a digest of the broker's own password,
+# which only the format step can set: storage formatted otherwise (before authentication,
+# or for a password stack.env no longer holds) is formatted again — the local broker's data
+# is throw-away. (The admin's may change later: `citystream access rotate admin`.)
 SCRAM_MARKER = HOME / "scram.json"
 MAIN_CLASS = "kafka.Kafka"
 BROKER_PASSWORD = "CITYSTREAM_KAFKA_BROKER_PASSWORD"  # noqa: S105 - a variable's name
@@ -127,8 +128,8 @@ def _ports() -> tuple[int, int]:
 
 
 def _formatted_with(users: Mapping[str, str]) -> str:
-    digest = hashlib.sha256(f"{users['broker']}\0{users['admin']}".encode()).hexdigest()
-    return orjson.dumps({"users": sorted(users), "first_passwords_sha256": digest}).decode()
+    digest = hashlib.sha256(users["broker"].encode()).hexdigest()
+    return orjson.dumps({"users": sorted(users), "broker_password_sha256": digest}).decode()
 
 
 def _format(properties: Path, users: Mapping[str, str]) -> list[str]:
@@ -139,8 +140,8 @@ def _format(properties: Path, users: Mapping[str, str]) -> list[str]:
     if (DATA / "meta.properties").exists():
         if SCRAM_MARKER.exists():
             recorded = orjson.loads(SCRAM_MARKER.read_bytes())
-            if orjson.loads(marker)["first_passwords_sha256"] == recorded.get(
-                "first_passwords_sha256"
+            if orjson.loads(marker)["broker_password_sha256"] == recorded.get(
+                "broker_password_sha256"
             ):
                 return [user for user in users if user not in recorded.get("users", [])]
         # Formatted before authentication, or for passwords stack.env no longer holds.
@@ -236,7 +237,11 @@ def start(users: Mapping[str, str]) -> Component:
             ready = component.model_copy(update={"ready_in_s": time.monotonic() - launched})
             break
         except KafkaAuthenticationError as exc:
-            raise StackError(f"the local broker refused the admin: {exc}") from exc
+            raise StackError(
+                f"the local broker refused the admin: {exc}. Its storage was formatted for "
+                f"another admin password than stack.env holds: stop the stack and delete "
+                f"{DATA} to start afresh"
+            ) from exc
         except TimeoutError:
             if time.monotonic() > deadline:
                 raise StackError(

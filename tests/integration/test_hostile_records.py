@@ -18,6 +18,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from schemas.topics import HEATING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
+from services.producer import ensure_topics
 from services.settings import Settings
 from streams.db import connect
 from tests.conftest import WorkerProcess, kafka_options, wait_until
@@ -153,13 +154,14 @@ def test_no_record_stops_the_worker_or_costs_its_neighbours(
     assert _timestamp_type(isolated, sender.topic, "CreateTime") == "CreateTime"
     for i, hostile in enumerate(LEGACY):
         sender.send(i, hostile)
-    # Starting, the worker (`citystream topics` too) sets broker timestamps on the topic;
-    # records already in it keep the timestamps their producers set.
+    # `citystream topics` (as the admin; a worker may not change topics) sets broker
+    # timestamps on the topic; records already in it keep the timestamps their producers set.
+    ensure_topics(isolated)
     worker.start()
     wait_until(
         lambda: _timestamp_type(isolated, sender.topic) == "LogAppendTime",
         timeout_s=60,
-        what="the worker to set LogAppendTime on the topic",
+        what="`citystream topics` to set LogAppendTime on the topic",
         context=worker.logs,
     )
     for i, hostile in enumerate(BROKER_CLOCK, start=len(LEGACY)):

@@ -132,7 +132,7 @@ def audit() -> None:
 
 TRUST_HELP = (
     "An auditors' public key (PEM, from `audit keygen`) whose checkpoints are trusted "
-    "(repeat for several) [env CITYSTREAM_AUDIT_TRUSTED_KEYS, paths separated by spaces]."
+    "(repeat for several) [env CITYSTREAM_AUDIT_TRUSTED_KEYS, paths separated by :]."
 )
 
 

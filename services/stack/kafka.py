@@ -133,9 +133,9 @@ def _formatted_with(users: Mapping[str, str]) -> str:
 
 
 def _format(properties: Path, users: Mapping[str, str]) -> list[str]:
-    """Format the storage with every user's SCRAM credentials, unless it already is (with the
-    broker's and admin's current passwords); returns the users the storage lacks (added
-    after it was formatted), for ``set_passwords`` once the broker runs."""
+    """Format the storage with every user's SCRAM credentials, unless it already is (for the
+    broker's current password); returns the users the storage lacks (added after it was
+    formatted), for ``set_passwords`` once the broker runs."""
     marker = _formatted_with(users)
     if (DATA / "meta.properties").exists():
         if SCRAM_MARKER.exists():
@@ -156,6 +156,9 @@ def _format(properties: Path, users: Mapping[str, str]) -> list[str]:
         .stdout.strip()
         .splitlines()[-1]
     )
+    # StorageTool takes the credentials only as arguments: they show in this machine's process
+    # list for the second the format takes (a developer's machine; compose formats inside
+    # its container).
     scram = []
     for user, password in sorted(users.items()):
         scram += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -248,7 +249,7 @@ def test_the_stack_keeps_its_secrets_to_itself(stack_settings: Settings) -> None
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
 
 
-def _stored_all(settings: Settings, events: int, *, letters: int = 0) -> object:
+def _stored_all(settings: Settings, events: int, *, letters: int = 0) -> Callable[[], bool]:
     def done() -> bool:
         with connect(settings) as conn:
             row = conn.execute(

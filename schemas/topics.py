@@ -79,6 +79,9 @@ DRAINAGE = TopicSpec(
 )
 
 DEADLETTER_TOPIC = "city.deadletter.v1"
+# Signed ledger checkpoints (services/audit/checkpoint.py): only the auditors' principal may
+# write it, retention unlimited, one partition so that checkpoints keep their order.
+CHECKPOINT_TOPIC = "city.audit-checkpoints.v1"
 
 ALL: tuple[TopicSpec, ...] = (HOUSING, EDUCATION, HEATING, PARKING, DRAINAGE)
 BY_FAMILY: dict[str, TopicSpec] = {spec.family: spec for spec in ALL}

@@ -116,16 +116,112 @@ def migrate() -> None:
 
 @main.command()
 def topics() -> None:
-    """Create the city.* topics that are missing (unlimited retention, broker timestamps)
-    and set broker timestamps (LogAppendTime) on those that exist."""
-    from services.producer import ensure_topics
+    """Create the city.* topics that are missing (unlimited retention, broker timestamps),
+    set broker timestamps (LogAppendTime) on those that exist, and grant every principal its
+    ACLs on them (as the admin: CITYSTREAM_KAFKA_ADMIN_PASSWORD)."""
+    from services.producer import KafkaAuthenticationError, ensure_topics
+    from services.settings import MissingCredentials
 
-    report = ensure_topics(get_settings())
+    try:
+        report = ensure_topics(get_settings())
+    except (MissingCredentials, KafkaAuthenticationError) as exc:
+        _fail(str(exc))
     console.print(
         "created: " + (", ".join(report.created) if report.created else "none, all exist")
     )
     for name, changes in report.fixed.items():
         console.print(f"fixed {name}: " + "; ".join(changes))
+    console.print(f"ACLs in force: {len(report.grants)} (`citystream access show` lists them)")
+
+
+# --- Kafka principals -----------------------------------------------------------------------
+
+
+@main.group()
+def access() -> None:
+    """Kafka principals: what each may do, their passwords (admin only)."""
+
+
+@access.command("show")
+def access_show() -> None:
+    """List every ACL the principals hold on this installation's topics and group."""
+    from services.access import SUPER_USERS, grants
+
+    settings = get_settings()
+    table = Table("principal", "resource", "name", "operation")
+    for grant in grants(settings):
+        table.add_row(grant.principal, grant.resource, grant.name, grant.operation)
+    console.print(table)
+    console.print(
+        f"super users (everything): {', '.join(SUPER_USERS)}; anything else is refused "
+        "(allow.everyone.if.no.acl.found=false)"
+    )
+
+
+@access.command("users")
+def access_users() -> None:
+    """Set the SCRAM password of every principal whose password this process holds (as the
+    admin). Compose's migrate step runs it, so a password changed in .env takes effect."""
+    from services.producer import KafkaAuthenticationError, set_passwords
+    from services.settings import PRINCIPALS, MissingCredentials
+
+    settings = get_settings()
+    held = {
+        principal: settings.kafka_password(principal).get_secret_value()
+        for principal in PRINCIPALS
+        if principal != "admin" and settings.has_kafka_credentials(principal)
+    }
+    try:
+        set_passwords(settings, held)
+    except (MissingCredentials, KafkaAuthenticationError) as exc:
+        _fail(str(exc))
+    console.print("passwords set: " + (", ".join(sorted(held)) or "none held"))
+
+
+@access.command("rotate")
+@click.argument("principal")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the new password from standard input instead of generating one.",
+)
+def access_rotate(principal: str, password_stdin: bool) -> None:
+    """Give PRINCIPAL (a department, worker, auditor, admin) a new Kafka password, as the admin.
+
+    Its open connections stay logged in; new ones need the new password. On the local stack
+    the new password is written to .stack/stack.env; otherwise it is printed once, to hand
+    to the principal's owner (and to put in compose's .env).
+    """
+    import secrets
+
+    from services.producer import KafkaAuthenticationError, set_passwords
+    from services.settings import (
+        PRINCIPALS,
+        STACK_ENV_FILE,
+        MissingCredentials,
+        password_variable,
+        user_overrides,
+    )
+    from services.stack import state
+
+    if principal not in PRINCIPALS:
+        _fail(f"{principal!r} is not a Kafka principal; one of {', '.join(PRINCIPALS)}")
+    password = sys.stdin.readline().strip() if password_stdin else secrets.token_urlsafe(24)
+    if len(password) < 16:
+        _fail("the new password must have at least 16 characters")
+    try:
+        set_passwords(get_settings(), {principal: password})
+    except (MissingCredentials, KafkaAuthenticationError) as exc:
+        _fail(str(exc))
+    variable = password_variable(principal)
+    if "kafka_bootstrap" not in user_overrides() and STACK_ENV_FILE.exists():
+        state.write_env({variable: password})
+        console.print(f"{principal}: new password set and written to {STACK_ENV_FILE}")
+    elif password_stdin:
+        console.print(f"{principal}: new password set; give it to its owner as {variable}")
+    else:
+        console.print(f"{principal}: new password set; give it to its owner as {variable}:")
+        console.print(password, markup=False, highlight=False)
 
 
 # --- departments ------------------------------------------------------------------------------
@@ -142,8 +238,9 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
 
     Example: citystream emit heating.area_connected district=shifo area_m2=1200
 
-    Missing event_id, occurred_at and reported_at default to a new id and now; a missing
-    department defaults to the only department allowed to send this event type.
+    Missing event_id, occurred_at and reported_at default to a new id and now. The event is
+    sent as the department that owns its type, with that department's Kafka credentials
+    (CITYSTREAM_KAFKA_<DEPARTMENT>_PASSWORD); a department field naming another is refused.
     """
     from schemas.envelope import new_event_id
     from schemas.topics import BY_EVENT_TYPE
@@ -167,12 +264,17 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
     data.setdefault("event_id", str(new_event_id()))
     data.setdefault("occurred_at", now)
     data.setdefault("reported_at", now)
-    if len(spec.departments) == 1:
-        data.setdefault("department", next(iter(spec.departments)))
+    # The event is sent as the department that owns its topic (its Kafka credentials); a
+    # department field naming another one is refused here, and by the worker.
+    sender = sorted(spec.departments)[0]
+    data.setdefault("department", sender)
     outcome = decode(spec, orjson.dumps(data))
     if isinstance(outcome, Rejection):
         _fail(f"{outcome.message} [{outcome.reason}]")
-    producer = Producer(get_settings())
+    try:
+        producer = Producer(get_settings(), department=sender)
+    except DeliveryError as exc:
+        _fail(str(exc))
     try:
         (delivery,) = producer.send_all([outcome])
     except DeliveryError as exc:
@@ -193,7 +295,10 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
     "(e.g. heating.area_connected).",
 )
 @click.option(
-    "--department", help="Sending department (default: the only one allowed for the type)."
+    "--department",
+    help="Which of the departments whose Kafka credentials this process holds to send as "
+    "(default: the only one held, or the owner of the ledger's type). It cannot name another "
+    "department: the credentials decide.",
 )
 @click.option(
     "--mapping",
@@ -251,14 +356,22 @@ def import_(
 
 @main.command()
 def worker() -> None:
-    """Consume every city.* topic into PostgreSQL until stopped (SIGTERM / Ctrl-C)."""
-    from services.producer import TopicIds, ensure_topics
+    """Consume every city.* topic into PostgreSQL until stopped (SIGTERM / Ctrl-C).
+
+    Logs in to Kafka as the workers' principal (CITYSTREAM_KAFKA_WORKER_PASSWORD), which may
+    not create topics: run `citystream topics` (as the admin) first.
+    """
+    from services.producer import KafkaAuthenticationError, TopicIds, wait_for_topics
+    from services.settings import MissingCredentials
     from streams.worker import run
 
     settings = get_settings()
     # Started during a Kafka outage (or before the broker, in compose): wait, don't exit.
-    ensure_topics(settings, wait_s=float("inf"))
-    run(settings, topic_ids=TopicIds(settings))
+    try:
+        wait_for_topics(settings, principal="worker")
+    except (MissingCredentials, KafkaAuthenticationError, LookupError) as exc:
+        _fail(str(exc))
+    run(settings, topic_ids=TopicIds(settings, principal="worker"))
 
 
 @main.command()

@@ -10,8 +10,11 @@ decodes snappy and zstd only with ``python-snappy`` and ``zstandard`` installed,
 from this Python, a codec this kafka-python does not know), :class:`UndecodableRecordError`
 says which codec and which record — not that Kafka is unreachable.
 
+Every client here logs in as the ``auditor`` principal, which may read the city.* topics and
+their configuration and nothing else (``services.access``).
+
 Topics: whatever the caller names (full names, ``CITYSTREAM_TOPIC_NAMESPACE`` included).
-Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``.
+Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_KAFKA_AUDITOR_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, UnsupportedCodecError
 
-from services.settings import Settings
+from services.producer import KafkaAuthenticationError, kafka_client, refusal
+from services.settings import MissingCredentials, Settings
 
 TP = tuple[str, int]
+# The principal every audit read runs as.
+AUDITOR = "auditor"
 
 # No record for this long from a partition that still owes some: give up, say which.
 STALL_TIMEOUT_S = 60.0
@@ -143,8 +149,11 @@ class TopicReader:
     def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
         self._settings = settings
         try:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=settings.kafka_bootstrap,
+            self._consumer = kafka_client(
+                KafkaConsumer,
+                settings,
+                AUDITOR,
+                timeout_s=settings.producer_timeout_s,
                 group_id=None,
                 enable_auto_commit=False,
                 # As the workers read: the records of an aborted transaction never counted.
@@ -156,8 +165,9 @@ class TopicReader:
                 fetch_max_bytes=64 * 1024 * 1024,
                 max_poll_records=20_000,
                 request_timeout_ms=int(settings.producer_timeout_s * 1000) + 5_000,
-                bootstrap_timeout_ms=int(settings.producer_timeout_s * 1000),
             )
+        except (KafkaAuthenticationError, MissingCredentials) as exc:
+            raise KafkaReadError(str(exc)) from exc
         except KafkaError as exc:
             raise KafkaReadError(
                 f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}): start the local "
@@ -326,8 +336,11 @@ class TopicReader:
         settings = self._settings
         positions = {tp: self._consumer.position(tp) for tp in candidates}
         try:
-            probe = KafkaConsumer(
-                bootstrap_servers=settings.kafka_bootstrap,
+            probe = kafka_client(
+                KafkaConsumer,
+                settings,
+                AUDITOR,
+                timeout_s=settings.producer_timeout_s,
                 group_id=None,
                 enable_auto_commit=False,
                 client_id="citystream-audit-probe",
@@ -335,9 +348,8 @@ class TopicReader:
                 max_partition_fetch_bytes=1024 * 1024,
                 fetch_max_bytes=1024 * 1024,
                 request_timeout_ms=int(settings.producer_timeout_s * 1000) + 5_000,
-                bootstrap_timeout_ms=int(settings.producer_timeout_s * 1000),
             )
-        except KafkaError:
+        except (KafkaError, KafkaAuthenticationError):
             return None
         deadline = time.monotonic() + LOCATE_TIMEOUT_S
         try:
@@ -366,9 +378,15 @@ def topic_retention(settings: Settings, topics: Sequence[str]) -> dict[str, tupl
     The audit record is the topic itself, so replay warns about any topic that keeps less.
     """
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, client_id="citystream-audit"
+        admin = kafka_client(
+            KafkaAdminClient,
+            settings,
+            AUDITOR,
+            timeout_s=settings.producer_timeout_s,
+            client_id="citystream-audit",
         )
+    except (KafkaAuthenticationError, MissingCredentials) as exc:
+        raise KafkaReadError(str(exc)) from exc
     except KafkaError as exc:
         raise KafkaReadError(f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc})") from exc
     try:
@@ -381,7 +399,8 @@ def topic_retention(settings: Settings, topics: Sequence[str]) -> dict[str, tupl
             ]
         )
     except KafkaError as exc:
-        raise KafkaReadError(f"reading the topics' configuration failed: {exc}") from exc
+        why = refusal(exc, principal=AUDITOR, what="read the topics' configuration")
+        raise KafkaReadError(f"reading the topics' configuration failed: {why or exc}") from exc
     finally:
         admin.close()
     configs = found.get("topic", {})
@@ -399,10 +418,24 @@ def topic_ids(settings: Settings, topics: Sequence[str]) -> dict[str, uuid.UUID]
     """Topic → the id the broker gave it at creation: which incarnation Kafka holds."""
     from services.producer import TopicIds
 
-    lookup = TopicIds(settings, timeout_s=settings.producer_timeout_s)
+    lookup = TopicIds(settings, principal=AUDITOR, timeout_s=settings.producer_timeout_s)
     try:
         return dict(lookup(topics))
-    except (KafkaError, OSError) as exc:
+    except (KafkaError, OSError, KafkaAuthenticationError, MissingCredentials) as exc:
         raise KafkaReadError(f"reading the topics' ids failed: {exc}") from exc
     finally:
         lookup.close()
+
+
+def checkpoint_documents(settings: Settings) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record on the checkpoint topic, oldest first."""
+    from schemas.topics import CHECKPOINT_TOPIC
+
+    topic = settings.topic_name(CHECKPOINT_TOPIC)
+    found: list[tuple[int, bytes]] = []
+    with TopicReader(settings, [topic]) as reader:
+        bounds = reader.bounds(None, None)
+        for record in reader.read(bounds):
+            if record.value is not None:
+                found.append((record.offset, record.value))
+    return sorted(found)

@@ -58,7 +58,7 @@ from rich.text import Text
 from schemas.districts import district_code
 from schemas.envelope import CST, DEPARTMENTS, Envelope, ledger_event_id
 from schemas.fields import normalise_text
-from schemas.topics import ALL, BY_EVENT_TYPE
+from schemas.topics import ALL, BY_EVENT_TYPE, TopicSpec
 from schemas.validation import Rejection, decode
 from services.settings import Settings
 
@@ -1557,30 +1557,22 @@ def run_import(request: ImportRequest, settings: Settings, console: Console) -> 
     broker, every row validated, the topics, then the valid rows sent; the rejects file
     and the summary last. Raises LedgerError for a file-level problem, with nothing sent.
     """
-    from services.producer import DeliveryError, Producer, end_offsets, wait_for_broker
+    from services.producer import DeliveryError, Producer, end_offsets
 
     started = time.monotonic()
     rejects_path = request.rejects_path or default_rejects_path(request.path)
     if rejects_path.resolve() == request.path.resolve():
         raise LedgerError(f"--rejects {rejects_path} would overwrite the ledger itself")
     mapping = read_mapping(request.mapping_path) if request.mapping_path else None
-    options = Options(request.event_type, request.department, mapping)
+    # The department is who authenticates to Kafka, not what a clerk types: see sender().
+    department = request.department if request.dry_run else sender(request, settings)
+    options = Options(request.event_type, department, mapping)
     report = ImportReport(path=request.path)
     with open_ledger(request.path, sheet=request.sheet) as ledger:
         _describe(console, ledger)
         layout = ledger_columns(ledger, options)
-        if not request.dry_run:
-            try:
-                wait_for_broker(
-                    settings.kafka_bootstrap, timeout_s=min(10.0, settings.producer_timeout_s)
-                )
-            except TimeoutError as exc:
-                raise LedgerError(
-                    f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); nothing was "
-                    "sent. Start the local stack with 'citystream stack up' or set "
-                    "CITYSTREAM_KAFKA_BOOTSTRAP to the broker's address, then import again "
-                    "(--dry-run checks the ledger without Kafka)"
-                ) from exc
+        if department is not None:
+            _log_in(settings, department)
         with _progress(console) as progress:
             task = progress.add_task("validating", total=ledger.total_hint)
             plan = plan_import(
@@ -1593,14 +1585,22 @@ def run_import(request: ImportRequest, settings: Settings, console: Console) -> 
             report.duplicates = plan.duplicates
             report.rejected = list(plan.rejected)
             if not request.dry_run and plan.valid:
-                for spec in sorted({BY_EVENT_TYPE[e.event_type] for e in plan.to_send()}, key=str):
-                    if not end_offsets(settings, spec.name):
+                specs = sorted({BY_EVENT_TYPE[e.event_type] for e in plan.to_send()}, key=str)
+                # Without a department named or implied, each family's rows are sent as the
+                # department that owns it (the local stack holds every department's password).
+                senders = [department] if department else sorted({_owner(s) for s in specs})
+                for name in senders:
+                    if name != department:
+                        _log_in(settings, name)
+                for spec in specs:
+                    owner = department or _owner(spec)
+                    if not end_offsets(settings, spec.name, principal=owner):
                         raise LedgerError(
                             f"Kafka has no topic {settings.topic_name(spec.name)}; nothing was "
                             "sent. Create the topics with 'citystream topics', then import again"
                         )
                 try:
-                    producer = Producer(settings)
+                    producer = Producer(settings, department=department)
                 except DeliveryError as exc:
                     raise LedgerError(f"{exc}; nothing was sent") from exc
                 send_task = progress.add_task("sending", total=plan.valid)
@@ -1623,6 +1623,67 @@ def run_import(request: ImportRequest, settings: Settings, console: Console) -> 
         rejects_path.unlink()  # left by an earlier import of this ledger; all fixed now
     _summary(console, request, plan, report)
     return report
+
+
+def _owner(spec: TopicSpec) -> str:
+    return sorted(spec.departments)[0]
+
+
+def sender(request: ImportRequest, settings: Settings) -> str | None:
+    """The department this import authenticates to Kafka as, when it is decided before the
+    rows are read: ``--department`` (only one whose Kafka password this process holds), the
+    owner of ``--type``'s family, or the only department whose password it holds (a
+    department's own machine). None: several are held (the local stack) and the ledger's
+    rows decide — each family's rows then go as the department that owns it.
+
+    Every row's ``department`` must then be this department (the worker refuses any other),
+    so ``--department`` no longer chooses who a ledger claims to come from: it must match
+    the credentials.
+    """
+    from services.settings import password_variable
+
+    held = [d for d in DEPARTMENTS if settings.has_kafka_credentials(d)]
+    wanted = request.department
+    if wanted is None and request.event_type in BY_EVENT_TYPE:
+        wanted = _owner(BY_EVENT_TYPE[request.event_type])
+    if wanted is None:
+        if not held:
+            raise LedgerError(
+                "this process holds no department's Kafka credentials: a ledger is sent "
+                "with its department's own (set CITYSTREAM_KAFKA_<DEPARTMENT>_PASSWORD, e.g. "
+                f"{password_variable('heating')})"
+            )
+        return held[0] if len(held) == 1 else None
+    if wanted not in DEPARTMENTS:
+        return wanted  # check_options names the valid ones
+    if wanted not in held:
+        named = "--department" if request.department else f"--type {request.event_type}"
+        raise LedgerError(
+            f"{named}: this import would send as department {wanted}, but this process holds "
+            f"no Kafka credentials for {wanted} ({password_variable(wanted)}"
+            + (f"; it holds {', '.join(held)}'s" if held else "")
+            + "): the department is who authenticates, a ledger cannot be sent as another"
+        )
+    return wanted
+
+
+def _log_in(settings: Settings, department: str) -> None:
+    """Fail before reading the rows when Kafka cannot be reached or refuses the password."""
+    from services.producer import KafkaAuthenticationError, wait_for_broker
+
+    try:
+        wait_for_broker(
+            settings, principal=department, timeout_s=min(10.0, settings.producer_timeout_s)
+        )
+    except KafkaAuthenticationError as exc:
+        raise LedgerError(f"{exc}; nothing was sent") from exc
+    except TimeoutError as exc:
+        raise LedgerError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); nothing was "
+            "sent. Start the local stack with 'citystream stack up' or set "
+            "CITYSTREAM_KAFKA_BOOTSTRAP to the broker's address, then import again "
+            "(--dry-run checks the ledger without Kafka)"
+        ) from exc
 
 
 def _is_our_rejects(path: Path) -> bool:

@@ -4,6 +4,13 @@ Environment variables carry the prefix ``CITYSTREAM_`` (``CITYSTREAM_KAFKA_BOOTS
 ``CITYSTREAM_DATABASE_URL``, ...). Values the local stack chose (free ports, generated
 passwords) live in ``.stack/stack.env``; a variable set in the environment wins over that
 file, and ``citystream stack up`` does not start a component whose address the user set.
+
+Kafka identities: every client authenticates with SASL/SCRAM-SHA-512 as one of the
+principals in :data:`PRINCIPALS` (the user name is the principal's name: ``heating``,
+``worker``, ...), with the password in ``CITYSTREAM_KAFKA_<PRINCIPAL>_PASSWORD``. A process
+is given only the passwords of the principals it acts as (a department's machine its own,
+a worker the workers', an auditor the auditors'); the local stack's ``stack.env`` holds
+them all, because on a developer's machine one person plays every part.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +29,20 @@ STACK_ENV_FILE = STACK_DIR / "stack.env"
 
 # Only ever valid against the throw-away local cluster; refused in production mode.
 LOCAL_DATABASE_URL = "postgresql://citystream@127.0.0.1:5432/citystream"
+
+# The department principals: each may write its own family's topic and nothing else
+# (services.access); the name is the department's, as in schemas/topics.py.
+DEPARTMENTS = ("housing", "education", "heating", "parking", "drainage")
+# Every principal a CityStream process may authenticate as. ``admin`` creates topics, ACLs
+# and users (a super user); ``worker`` runs the stream processor; ``auditor`` reads the
+# topics and signs checkpoints. The broker's own principal (``broker``, local stack and
+# compose) is no client's and has no setting here.
+PRINCIPALS = ("admin", "worker", "auditor", *DEPARTMENTS)
+SASL_MECHANISM = "SCRAM-SHA-512"
+
+
+class MissingCredentials(RuntimeError):
+    """This process holds no password for the principal it must act as."""
 
 
 class Settings(BaseSettings):
@@ -63,6 +84,20 @@ class Settings(BaseSettings):
     worker_loglevel: Literal["debug", "info", "warning", "error"] = "warning"
     # Bounded retries before a producer call fails loudly instead of hanging.
     producer_timeout_s: float = Field(default=30.0, gt=0)
+    # How every Kafka client connects: SASL over plain TCP (the local stack, on loopback) or
+    # over TLS (compose, any network), always SCRAM-SHA-512.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    # SASL_SSL: the CA certificate (PEM) that signed the broker's; unset, the system's CAs.
+    kafka_ssl_cafile: Path | None = None
+    # One password per principal (user name = the principal's name); see PRINCIPALS.
+    kafka_admin_password: SecretStr | None = None
+    kafka_worker_password: SecretStr | None = None
+    kafka_auditor_password: SecretStr | None = None
+    kafka_housing_password: SecretStr | None = None
+    kafka_education_password: SecretStr | None = None
+    kafka_heating_password: SecretStr | None = None
+    kafka_parking_password: SecretStr | None = None
+    kafka_drainage_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _refuse_local_secrets_in_production(self) -> Settings:
@@ -75,6 +110,45 @@ class Settings(BaseSettings):
 
     def topic_name(self, base: str) -> str:
         return f"{self.topic_namespace}{base}"
+
+    def kafka_password(self, principal: str) -> SecretStr:
+        """The password of ``principal``; MissingCredentials names the variable to set."""
+        if principal not in PRINCIPALS:
+            raise ValueError(f"unknown Kafka principal {principal!r}; one of {PRINCIPALS}")
+        secret: SecretStr | None = getattr(self, f"kafka_{principal}_password")
+        if secret is None or not secret.get_secret_value():
+            raise MissingCredentials(
+                f"no Kafka credentials for principal {principal!r}: set "
+                f"{password_variable(principal)} (the local stack writes every principal's "
+                "password to .stack/stack.env on `citystream stack up`)"
+            )
+        return secret
+
+    def has_kafka_credentials(self, principal: str) -> bool:
+        try:
+            self.kafka_password(principal)
+        except MissingCredentials:
+            return False
+        return True
+
+    def kafka_client_options(self, principal: str) -> dict[str, Any]:
+        """Connection options for a Kafka client acting as ``principal``: the keyword names
+        kafka-python and aiokafka share (security_protocol, sasl_mechanism,
+        sasl_plain_username, sasl_plain_password, ssl_cafile)."""
+        options: dict[str, Any] = {
+            "security_protocol": self.kafka_security_protocol,
+            "sasl_mechanism": SASL_MECHANISM,
+            "sasl_plain_username": principal,
+            "sasl_plain_password": self.kafka_password(principal).get_secret_value(),
+        }
+        if self.kafka_security_protocol == "SASL_SSL" and self.kafka_ssl_cafile is not None:
+            options["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        return options
+
+
+def password_variable(principal: str) -> str:
+    """``CITYSTREAM_KAFKA_HEATING_PASSWORD`` for ``heating``."""
+    return f"{ENV_PREFIX}KAFKA_{principal.upper()}_PASSWORD"
 
 
 @lru_cache(maxsize=1)

@@ -146,20 +146,57 @@ def check_not_in_future(plan: Plan, now: datetime | None = None) -> None:
         )
 
 
+def _department_of(topic_base: str) -> str:
+    from schemas.topics import ALL
+
+    return next(sorted(spec.departments)[0] for spec in ALL if spec.name == topic_base)
+
+
 def send(plan: Plan, settings: Settings, console: Console) -> SendReport:
     """Send every record of the plan in order, with one flush at the end."""
-    from services.producer import DeliveryError, Producer, ensure_topics, wait_for_broker
+    from services.producer import (
+        DeliveryError,
+        KafkaAuthenticationError,
+        Producer,
+        missing_topics,
+        wait_for_broker,
+    )
+    from services.settings import MissingCredentials
 
     check_not_in_future(plan)
+    # The simulation plays every department, each sending as itself: it needs every
+    # department's credentials (the local stack's stack.env holds them).
+    departments = sorted({_department_of(record.topic) for record in plan.records})
     try:
-        wait_for_broker(settings.kafka_bootstrap, timeout_s=min(10.0, settings.producer_timeout_s))
+        for department in departments:
+            wait_for_broker(
+                settings,
+                principal=department,
+                timeout_s=min(10.0, settings.producer_timeout_s),
+            )
+        # Each department may see only its own topic: ask each about its own.
+        missing = [
+            name
+            for department in departments
+            for name in missing_topics(
+                settings,
+                sorted({r.topic for r in plan.records if _department_of(r.topic) == department}),
+                principal=department,
+            )
+        ]
+    except (MissingCredentials, KafkaAuthenticationError) as exc:
+        raise SimulationError(f"{exc}; nothing was sent") from exc
     except TimeoutError as exc:
         raise SimulationError(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}); nothing was sent. "
             "Start the local stack with 'citystream stack up' or set CITYSTREAM_KAFKA_BOOTSTRAP "
             "(--dry-run prints the plan without Kafka)"
         ) from exc
-    ensure_topics(settings)
+    if missing:
+        raise SimulationError(
+            f"Kafka has no topic {', '.join(missing)}; nothing was sent. Create the topics "
+            "with 'citystream topics' (as the admin), then simulate again"
+        )
     try:
         producer = Producer(settings)
     except DeliveryError as exc:

@@ -1,6 +1,7 @@
 """The faust app of ``citystream worker``: one batch loop per event family, one batch sink.
 
-Reads topics ``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended) with
+Logs in to Kafka as the ``worker`` principal (SASL/SCRAM-SHA-512). Reads topics
+``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended) with
 ``isolation_level=read_committed`` (records of an aborted Kafka transaction never count),
 writes ``city.deadletter.v1`` and the tables of ``streams.db.ledger``. Kafka's committed
 offsets are a convenience only: after every partition assignment the worker resumes each
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import ssl
 import time
 import uuid
 from collections import Counter
@@ -28,7 +30,7 @@ from faust.types import TP
 
 from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec
 from schemas.validation import CREATE_TIME, LOG_APPEND_TIME, Rejection
-from services.settings import STACK_DIR, Settings
+from services.settings import SASL_MECHANISM, STACK_DIR, Settings
 from streams import metrics
 from streams.db.cursors import Incarnation, current_incarnation, stored_offsets
 from streams.retry import RETRY_DELAYS_S, BatchWriter, connect_with_retry
@@ -41,6 +43,9 @@ KAFKA_COMMIT_INTERVAL_S = 2.0
 # How often each family asks the broker whether its topic is still the one it reads.
 TOPIC_CHECK_INTERVAL_S = 5.0
 
+# The Kafka principal the workers log in as (services.access: READ on the city.* topics and
+# the group, WRITE on the dead-letter topic).
+WORKER = "worker"
 # Topic names → their ids as the broker reports them now (blocking; run in a thread).
 TopicIds = Callable[[Sequence[str]], Mapping[str, uuid.UUID]]
 
@@ -261,9 +266,26 @@ class _App(faust.App):
         return resumed
 
 
+def broker_credentials(settings: Settings) -> faust.SASLCredentials:
+    """The workers' Kafka login (``CITYSTREAM_KAFKA_WORKER_PASSWORD``): SCRAM-SHA-512, over
+    TLS when ``CITYSTREAM_KAFKA_SECURITY_PROTOCOL`` is SASL_SSL (faust's default mechanism
+    would be PLAIN)."""
+    context = None
+    if settings.kafka_security_protocol == "SASL_SSL":
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        context = ssl.create_default_context(cafile=cafile)
+    return faust.SASLCredentials(
+        username=WORKER,
+        password=settings.kafka_password(WORKER).get_secret_value(),
+        mechanism=SASL_MECHANISM,
+        ssl_context=context,
+    )
+
+
 def create_app(settings: Settings, *, topic_ids: TopicIds) -> faust.App:
-    """``topic_ids`` reads topic ids from the broker (``services.producer.TopicIds``): aiokafka's
-    metadata requests predate them."""
+    """``topic_ids`` reads topic ids from the broker (``services.producer.TopicIds``, as the
+    workers' principal): aiokafka's metadata requests predate them. Raises
+    MissingCredentials without the workers' Kafka password."""
     (STACK_DIR / "faust").mkdir(parents=True, exist_ok=True)
 
     app = _App(
@@ -271,6 +293,10 @@ def create_app(settings: Settings, *, topic_ids: TopicIds) -> faust.App:
         settings=settings,
         topic_ids=topic_ids,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
+        # faust would otherwise create and join an "<app>-__assignor-__leader" topic at start;
+        # the workers' principal may create no topic, and the app needs no leader.
+        topic_disable_leader=True,
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,

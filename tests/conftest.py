@@ -84,6 +84,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def kafka_options(settings: Settings, principal: str) -> dict[str, Any]:
+    """kafka-python keyword arguments: the bootstrap address and ``principal``'s login."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        **settings.kafka_client_options(principal),
+    }
+
+
 def wait_until(
     predicate: Callable[[], bool],
     *,
@@ -105,9 +113,11 @@ def stack_settings() -> Settings:
 
     settings = Settings()
     try:
-        wait_for_broker(settings.kafka_bootstrap, timeout_s=10)
+        wait_for_broker(settings, principal="admin", timeout_s=10)
     except TimeoutError as exc:
         pytest.fail(f"Kafka is not reachable at {settings.kafka_bootstrap} ({exc}); run 'make up'")
+    except Exception as exc:  # no or wrong credentials: the stack's stack.env is stale
+        pytest.fail(f"Kafka refuses the admin ({exc}); run 'make up'")
     try:
         psycopg.connect(settings.database_url.get_secret_value(), connect_timeout=10).close()
     except psycopg.OperationalError as exc:
@@ -180,8 +190,13 @@ def _drop_schema(settings: Settings) -> None:
 @contextmanager
 def isolated_schema(base: Settings, suffix: str | None = None) -> Iterator[Settings]:
     """Fresh schema (migrated), topic namespace and consumer group; the schema is dropped
-    afterwards, also when migrating it failed half-way."""
-    from services.producer import ensure_topics
+    afterwards, also when migrating it failed half-way.
+
+    The namespace's topics are created by the admin with the same ACLs as production
+    (``services.access.grants``, literal on this namespace's topic names and this group), so
+    every principal has exactly its production rights there and none elsewhere; the ACLs
+    are deleted afterwards."""
+    from services.producer import ensure_topics, remove_grants
     from streams.db.migrate import migrate
 
     suffix = suffix or uuid.uuid4().hex[:10]
@@ -198,7 +213,10 @@ def isolated_schema(base: Settings, suffix: str | None = None) -> Iterator[Setti
         ensure_topics(settings)
         yield settings
     finally:
-        _drop_schema(settings)
+        try:
+            _drop_schema(settings)
+        finally:
+            remove_grants(settings)
 
 
 @pytest.fixture

@@ -130,19 +130,152 @@ def audit() -> None:
     """
 
 
-@audit.command("verify")
-def verify_cmd() -> None:
-    """Walk each topic-partition's hash chain in the ledger from the start.
+TRUST_HELP = (
+    "An auditors' public key (PEM, from `audit keygen`) whose checkpoints are trusted "
+    "(repeat for several) [env CITYSTREAM_AUDIT_TRUSTED_KEYS, paths separated by :]."
+)
 
-    Reports the first broken link of each partition precisely (event id, topic,
-    partition, offset, expected and found hash): an edited, deleted, inserted or moved
-    row, a column edited behind the hash, or a chain head that is not the last row.
+
+@audit.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keygen_cmd(path: Path) -> None:
+    """Make an Ed25519 signing key for checkpoints: PATH (private, mode 600) and PATH.pub.
+
+    The private key belongs to the auditors: keep it off the platform's machines (never in
+    the database, the workers' settings or stack.env); give PATH.pub to whoever verifies.
     """
-    from services.audit.verify import verify
+    from services.audit.checkpoint import CheckpointError, generate_key
 
+    try:
+        public, key = generate_key(path)
+    except CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="PATH") from None
+    console.print(f"private key: {path} (mode 600: keep it with the auditors)")
+    console.print(f"public key:  {public}")
+    console.print(f"key id:      {key}")
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    envvar="CITYSTREAM_AUDIT_SIGNING_KEY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The auditors' private key (from `audit keygen`) [env CITYSTREAM_AUDIT_SIGNING_KEY].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("audit-checkpoints"),
+    show_default=True,
+    help="Folder the signed checkpoint file is written to (keep it with the audit papers).",
+)
+def checkpoint_cmd(key_path: Path, out: Path) -> None:
+    """Sign every chain's head and publish it outside PostgreSQL.
+
+    Verifies the whole ledger first (a broken ledger is not signed: exit 1), then signs,
+    with the auditors' Ed25519 key, each chain's last offset, row count and head hash;
+    writes the signed checkpoint to a file in --out and appends it to the Kafka topic
+    city.audit-checkpoints.v1 (only the auditors' principal may write it). A later `audit
+    verify` reports any rewrite of history before these heads, naming this checkpoint.
+    """
+    from services.audit import checkpoint
+    from services.audit.verify import verify
+    from services.producer import DeliveryError, KafkaAuthenticationError, publish_checkpoint
+    from services.settings import MissingCredentials
+
+    try:
+        key = checkpoint.load_private_key(key_path)
+    except checkpoint.CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from None
     settings = get_settings()
     with _reachable(), _progress("verifying chains") as hook:
         report = verify(settings, progress=hook)
+    if not report.ok:
+        console.print(
+            f"[bold red]not signed[/]: {len(report.breaks)} broken link(s); run `citystream "
+            "audit verify` to see them. A checkpoint vouches for a ledger that verifies."
+        )
+        sys.exit(EXIT_FOUND)
+    payload = checkpoint.build_payload(
+        chains=report.chain_heads(), settings=settings, signer=key.public_key()
+    )
+    document = checkpoint.sign(payload, key)
+    path = checkpoint.write(document, payload, out)
+    console.print(
+        f"signed {len(payload['chains'])} chain head(s), {payload['rows']:,} rows, "
+        f"key {payload['key_id']}, at {payload['created_at']}"
+    )
+    console.print(f"file:  {path}")
+    try:
+        partition, offset = publish_checkpoint(
+            settings, settings.db_schema.encode(), checkpoint.canonical_document(document)
+        )
+    except (DeliveryError, KafkaAuthenticationError, MissingCredentials) as exc:
+        _unavailable(f"the checkpoint is in {path} but was not published to Kafka: {exc}")
+    topic = settings.topic_name("city.audit-checkpoints.v1")
+    console.print(f"topic: {topic}[{partition}]@{offset}")
+
+
+@audit.command("verify")
+@click.option(
+    "--checkpoint",
+    "checkpoint_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A signed checkpoint file, or a folder of them, to check the ledger against "
+    "(repeat for several). Without it, with --trust, every checkpoint on the topic.",
+)
+@click.option(
+    "--trust",
+    "trusted_paths",
+    multiple=True,
+    envvar="CITYSTREAM_AUDIT_TRUSTED_KEYS",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=TRUST_HELP,
+)
+@click.option(
+    "--topic/--no-topic",
+    "from_topic",
+    default=None,
+    help="Also (or not) check every checkpoint on city.audit-checkpoints.v1 (default: when "
+    "--trust is given and no --checkpoint).",
+)
+def verify_cmd(
+    checkpoint_paths: tuple[Path, ...], trusted_paths: tuple[Path, ...], from_topic: bool | None
+) -> None:
+    """Walk each topic-partition's hash chain in the ledger from the start, and check it
+    against the auditors' signed checkpoints.
+
+    Reports the first broken link of each partition precisely (event id, topic,
+    partition, offset, expected and found hash): an edited, deleted, inserted or moved
+    row, a column edited behind the hash, or a chain head that is not the last row. With
+    checkpoints: any rewrite of a chain before a signed head (even a consistent one), naming
+    the checkpoint it contradicts, and any checkpoint that is forged or signed by an unknown
+    key.
+    """
+    from services.audit import checkpoint
+    from services.audit.verify import verify
+
+    if checkpoint_paths and not trusted_paths:
+        raise click.UsageError(
+            "--checkpoint needs the auditors' public key(s) with --trust: without them a "
+            "forged checkpoint cannot be told from a real one"
+        )
+    if from_topic and not trusted_paths:
+        raise click.UsageError("--topic needs the auditors' public key(s) with --trust")
+    try:
+        trusted = checkpoint.load_public_keys(trusted_paths)
+    except checkpoint.CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trust") from None
+    documents = checkpoint.read_files(checkpoint_paths)
+    if from_topic or (from_topic is None and trusted_paths and not checkpoint_paths):
+        with _reachable():
+            documents += _topic_checkpoints()
+    settings = get_settings()
+    with _reachable(), _progress("verifying chains") as hook:
+        report = verify(settings, progress=hook, checkpoints=documents, trusted=trusted)
     table = Table(title=f"台账哈希链 Ledger hash chains · schema {settings.db_schema}")
     for header in ("topic", "partition", "rows", "head (sha256)", "状态 status"):
         table.add_column(header, justify="right" if header in ("partition", "rows") else "left")
@@ -168,10 +301,22 @@ def verify_cmd() -> None:
             f"event {found.event_id or '—'}\n  {escape(found.detail)}\n"
             f"  expected: {escape(found.expected)}\n  found:    {escape(found.found)}"
         )
+    _print_checkpoints(report, checked=bool(documents))
     rate = f"{report.rows:,} rows in {report.seconds:.2f} s ({report.rate:,.0f} rows/s)"
     if report.ok:
-        console.print(f"[green]OK[/] every link holds and every head matches: {rate}")
+        against = (
+            f" and agrees with {len(report.checkpoints)} signed checkpoint(s)"
+            if report.checkpoints
+            else ""
+        )
+        console.print(f"[green]OK[/] every link holds and every head matches{against}: {rate}")
         return
+    failing = [f for f in report.findings if f.fails]
+    if failing and not report.breaks:
+        console.print(
+            f"[bold red]{len(failing)} checkpoint finding(s)[/]; the chains themselves hold: {rate}"
+        )
+        sys.exit(EXIT_FOUND)
     more = len(report.breaks) - len(shown)
     console.print(
         f"[bold red]{len(report.breaks)} broken link(s)[/] in {len(firsts)} partition(s)"
@@ -179,6 +324,54 @@ def verify_cmd() -> None:
         + f": {rate}"
     )
     sys.exit(EXIT_FOUND)
+
+
+def _topic_checkpoints() -> list[Any]:
+    """Every checkpoint on the topic (malformed records as their errors)."""
+    from services.audit import checkpoint
+    from services.kafka_reader import checkpoint_documents
+
+    settings = get_settings()
+    topic = settings.topic_name("city.audit-checkpoints.v1")
+    found: list[Any] = []
+    for offset, value in checkpoint_documents(settings):
+        try:
+            found.append(checkpoint.parse(value, source=f"{topic}@{offset}"))
+        except checkpoint.CheckpointError as exc:
+            found.append(exc)
+    return found
+
+
+def _print_checkpoints(report: Any, *, checked: bool) -> None:
+    if not checked:
+        console.print(
+            "[dim]no signed checkpoint checked (give the auditors' key with --trust): a chain "
+            "rewritten to its head is only caught against a checkpoint[/]"
+        )
+        return
+    for label in report.checkpoints:
+        wrong = [f for f in report.findings if f.checkpoint == label and f.fails]
+        state = "[green]holds[/]" if not wrong else f"[bold red]contradicted ({len(wrong)})[/]"
+        console.print(f"{state} {escape(label)}", soft_wrap=True)
+    for finding in report.findings[:SHOW]:
+        title = {
+            "contradicted": "[bold red]CONTRADICTS[/]",
+            "missing": "[bold red]MISSING[/]",
+            "bad_signature": "[bold red]FORGED[/] (bad signature)",
+            "unknown_key": "[bold red]UNTRUSTED[/] (unknown key)",
+            "malformed": "[bold red]MALFORMED[/]",
+            "other_ledger": "[yellow]skipped[/]",
+        }[finding.kind]
+        where = f" {escape(finding.chain)}@{finding.offset}" if finding.chain else ""
+        console.print(
+            f"{title}{where} {escape(finding.checkpoint)}\n  {escape(finding.detail)}"
+            + (
+                f"\n  signed:   {escape(finding.expected)}\n  ledger:   {escape(finding.found)}"
+                if finding.expected
+                else ""
+            ),
+            soft_wrap=True,
+        )
 
 
 @audit.command("replay")

@@ -19,7 +19,16 @@ in offset order from ``GENESIS``:
   is not the hash of the partition's last row — rows at the end were deleted or added.
 
 After a break the walk carries on from the stored hash, so one edit is one break; the
-first break of each partition is the one to read. Reads one consistent snapshot through a
+first break of each partition is the one to read.
+
+Signed checkpoints (``services.audit.checkpoint``) are checked in the same walk: beside the
+stored chain, the walker recomputes each chain from ``GENESIS`` using only the rows'
+content, and where a checkpoint names a chain's head (its last offset then), that
+recomputed hash and the row count must equal what the auditors signed. A row at or before
+that offset changed, deleted or inserted, or a chain rewritten from any point to its head
+(stored hashes and ``consumer_offsets`` made consistent again), gives another hash there:
+a ``contradicted`` finding naming the checkpoint; a checkpointed row that is gone, a
+``missing`` one. Reads one consistent snapshot through a
 server-side cursor (``services.audit.store``); nothing is held but the current partition's
 last two hashes.
 """
@@ -29,12 +38,12 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from services.audit import store
+from services.audit import checkpoint, store
 from services.settings import Settings
 from streams.chain import GENESIS, canonical, link
 from streams.db import errors
@@ -89,6 +98,10 @@ class PartitionChain:
     head: bytes = GENESIS
     breaks: int = 0
     incarnation: int = 1
+    last_offset: int | None = None
+    # The chain recomputed from GENESIS over the rows' content alone (equal to ``head``
+    # while nothing is broken): what a checkpoint signs.
+    recomputed_head: bytes = GENESIS
 
     @property
     def key(self) -> ChainKey:
@@ -99,16 +112,68 @@ class PartitionChain:
         return chain_name(self.topic, self.incarnation, self.partition)
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """What one checkpoint signed for one chain."""
+
+    offset: int
+    rows: int
+    head: bytes
+    checkpoint: str  # the checkpoint's label (when, key, source)
+
+
+FindingKind = Literal[
+    "contradicted", "missing", "bad_signature", "unknown_key", "malformed", "other_ledger"
+]
+
+
+@dataclass(frozen=True)
+class CheckpointFinding:
+    kind: FindingKind
+    checkpoint: str  # its label, or the file / topic position for one that is malformed
+    detail: str
+    chain: str | None = None
+    offset: int | None = None
+    expected: str = ""
+    found: str = ""
+
+    @property
+    def fails(self) -> bool:
+        """A checkpoint of another ledger is only noted."""
+        return self.kind != "other_ledger"
+
+
 @dataclass
 class VerifyReport:
     partitions: list[PartitionChain] = field(default_factory=list)
     breaks: list[Break] = field(default_factory=list)
     rows: int = 0
     seconds: float = 0.0
+    findings: list[CheckpointFinding] = field(default_factory=list)
+    # Labels of the checkpoints whose signature held and which were compared with the ledger.
+    checkpoints: list[str] = field(default_factory=list)
+    # consumer_offsets' next offset of each chain, as read in the same snapshot.
+    next_offsets: dict[ChainKey, int] = field(default_factory=dict)
+
+    def chain_heads(self) -> list[checkpoint.ChainHead]:
+        """Every chain's head as a checkpoint signs it (the chain recomputed from GENESIS)."""
+        return [
+            checkpoint.ChainHead(
+                topic=chain.topic,
+                incarnation=chain.incarnation,
+                partition=chain.partition,
+                rows=chain.rows,
+                last_offset=chain.last_offset,
+                head=chain.recomputed_head,
+                next_offset=self.next_offsets.get(chain.key),
+            )
+            for chain in self.partitions
+            if chain.last_offset is not None
+        ]
 
     @property
     def ok(self) -> bool:
-        return not self.breaks
+        return not self.breaks and not any(f.fails for f in self.findings)
 
     @property
     def rate(self) -> float:
@@ -163,10 +228,21 @@ def copied_mismatches(row: tuple[Any, ...]) -> list[tuple[str, str, str]]:
 
 
 class ChainWalker:
-    """Feeds on ledger rows in chain order (``store.CHAIN_COLUMNS``), collects breaks."""
+    """Feeds on ledger rows in chain order (``store.CHAIN_COLUMNS``), collects breaks, and
+    compares the chains with what checkpoints signed (``expectations``)."""
 
-    def __init__(self, heads: Mapping[ChainKey, tuple[int, bytes]]) -> None:
+    def __init__(
+        self,
+        heads: Mapping[ChainKey, tuple[int, bytes]],
+        expectations: Mapping[ChainKey, Sequence[Expectation]] | None = None,
+    ) -> None:
         self._heads = heads
+        self._expectations = {
+            key: sorted(found, key=lambda e: e.offset)
+            for key, found in (expectations or {}).items()
+        }
+        self._pending: list[Expectation] = []
+        self._running = GENESIS  # this chain recomputed from GENESIS over content alone
         self.report = VerifyReport()
         self._current: PartitionChain | None = None
         self._head = GENESIS  # hash of the last stored row
@@ -211,21 +287,27 @@ class ChainWalker:
             current = self._current = PartitionChain(topic, partition, incarnation=incarnation)
             self.report.partitions.append(current)
             self._head, self._before, self._last, self._last_broken = GENESIS, GENESIS, None, False
+            self._running = GENESIS
+            self._pending = list(self._expectations.pop(current.key, ()))
         current.rows += 1
         self.report.rows += 1
-        recomputed = link(
-            prev,
-            canonical(
-                event_id=event_id,
-                topic=topic,
-                incarnation=incarnation,
-                partition=partition,
-                offset=offset,
-                ingested_at=ingested_at,
-                payload=payload,
-                measures=measures,
-            ),
+        content = canonical(
+            event_id=event_id,
+            topic=topic,
+            incarnation=incarnation,
+            partition=partition,
+            offset=offset,
+            ingested_at=ingested_at,
+            payload=payload,
+            measures=measures,
         )
+        recomputed = link(prev, content)
+        # While the stored links hold, the stored prev_hash is the recomputed chain's.
+        self._running = recomputed if prev == self._running else link(self._running, content)
+        current.last_offset = offset
+        current.recomputed_head = self._running
+        if self._pending:
+            self._check_expectations(current, offset)
         linked = prev == self._head
         if not linked and self._last is not None and prev == self._before and not self._last_broken:
             inserted_offset, inserted_id = self._last
@@ -294,11 +376,59 @@ class ChainWalker:
         self._last = (offset, event_id)
         self._last_broken = broken
 
+    def _check_expectations(self, current: PartitionChain, offset: int) -> None:
+        """Compare this row (at ``offset``) with the checkpoints that signed a head here,
+        and report those whose head row the walk has passed without finding."""
+        while self._pending and self._pending[0].offset <= offset:
+            expected = self._pending.pop(0)
+            if expected.offset < offset:
+                self._missing(current, expected, f"the next row is at offset {offset}")
+                continue
+            if expected.head == self._running and expected.rows == current.rows:
+                continue
+            self.report.findings.append(
+                CheckpointFinding(
+                    "contradicted",
+                    expected.checkpoint,
+                    detail=(
+                        f"the chain up to offset {offset} ({current.rows:,} rows now, "
+                        f"{expected.rows:,} signed) does not hash to the signed head: a row at "
+                        "or before this offset was changed, deleted or inserted, or the chain "
+                        "was rewritten from some row to its head"
+                    ),
+                    chain=current.name,
+                    offset=offset,
+                    expected=expected.head.hex(),
+                    found=self._running.hex(),
+                )
+            )
+
+    def _missing(self, chain: PartitionChain | None, expected: Expectation, why: str) -> None:
+        name = chain.name if chain is not None else "?"
+        self.report.findings.append(
+            CheckpointFinding(
+                "missing",
+                expected.checkpoint,
+                detail=(
+                    f"the checkpoint signed a head at offset {expected.offset} "
+                    f"({expected.rows:,} rows), but the ledger has no row there ({why}): rows "
+                    "were deleted"
+                ),
+                chain=name,
+                offset=expected.offset,
+                expected=expected.head.hex(),
+                found="none",
+            )
+        )
+
     def _close(self) -> None:
         """Check the finished partition's last hash against the sink's recorded head."""
         current = self._current
         if current is None:
             return
+        for expected in self._pending:
+            self._missing(current, expected, f"the chain ends at offset {current.last_offset}")
+        self._pending = []
         current.head = self._head
         recorded = self._heads.get(current.key)
         if recorded is None:
@@ -343,6 +473,14 @@ class ChainWalker:
     def finish(self) -> VerifyReport:
         self._close()
         self._current = None
+        for (topic, incarnation, partition), expected in sorted(self._expectations.items()):
+            for one in expected:
+                self._missing(
+                    PartitionChain(topic, partition, incarnation=incarnation),
+                    one,
+                    "the ledger has no row of this chain at all",
+                )
+        self._expectations = {}
         seen = {p.key for p in self.report.partitions}
         for (topic, incarnation, partition), (_, last_hash) in sorted(self._heads.items()):
             if (topic, incarnation, partition) in seen or last_hash == GENESIS:
@@ -363,10 +501,12 @@ class ChainWalker:
 
 
 def walk(
-    rows: Iterable[tuple[Any, ...]], heads: Mapping[ChainKey, tuple[int, bytes]]
+    rows: Iterable[tuple[Any, ...]],
+    heads: Mapping[ChainKey, tuple[int, bytes]],
+    expectations: Mapping[ChainKey, Sequence[Expectation]] | None = None,
 ) -> VerifyReport:
     """Verify rows given in chain order against the recorded heads (no I/O)."""
-    walker = ChainWalker(heads)
+    walker = ChainWalker(heads, expectations)
     for row in rows:
         walker.feed(row)
     return walker.finish()
@@ -375,9 +515,73 @@ def walk(
 ProgressHook = Callable[[int], Callable[[int], None]]
 
 
-def verify(settings: Settings, *, progress: ProgressHook | None = None) -> VerifyReport:
-    """Walk every chain of the ledger in ``settings``' schema, in one snapshot."""
+def expectations(
+    checkpoints: Iterable[checkpoint.Checkpoint | checkpoint.CheckpointError],
+    *,
+    settings: Settings,
+    trusted: Mapping[str, Any],
+) -> tuple[dict[ChainKey, list[Expectation]], list[CheckpointFinding], list[str]]:
+    """What the trustworthy checkpoints of this ledger signed, per chain; a finding for each
+    checkpoint that is malformed, forged (signature), signed by a key not trusted, or of
+    another ledger; the labels of those that will be compared."""
+    found: dict[ChainKey, list[Expectation]] = {}
+    findings: list[CheckpointFinding] = []
+    used: list[str] = []
+    ledger = (settings.db_schema, settings.topic_namespace)
+    for cp in checkpoints:
+        if isinstance(cp, checkpoint.CheckpointError):
+            findings.append(CheckpointFinding("malformed", str(cp).split(" ", 1)[0], str(cp)))
+            continue
+        problem = checkpoint.check_signature(cp, trusted)
+        if problem == "unknown_key":
+            findings.append(
+                CheckpointFinding(
+                    "unknown_key",
+                    cp.label,
+                    f"signed with key {cp.key_id}, which is not one of the auditors' trusted "
+                    "keys (--trust): it cannot be told from a forgery",
+                )
+            )
+            continue
+        if problem == "bad_signature":
+            findings.append(
+                CheckpointFinding(
+                    "bad_signature",
+                    cp.label,
+                    f"the signature does not verify with key {cp.key_id}: the checkpoint was "
+                    "forged or altered after it was signed",
+                )
+            )
+            continue
+        if cp.ledger != ledger:
+            findings.append(
+                CheckpointFinding(
+                    "other_ledger",
+                    cp.label,
+                    f"a checkpoint of schema {cp.ledger[0]!r}, topic namespace "
+                    f"{cp.ledger[1]!r}; this ledger is {ledger[0]!r}, {ledger[1]!r}: not compared",
+                )
+            )
+            continue
+        used.append(cp.label)
+        for chain in cp.chains():
+            found.setdefault(chain.key, []).append(
+                Expectation(chain.last_offset, chain.rows, chain.head, cp.label)
+            )
+    return found, findings, used
+
+
+def verify(
+    settings: Settings,
+    *,
+    progress: ProgressHook | None = None,
+    checkpoints: Iterable[checkpoint.Checkpoint | checkpoint.CheckpointError] = (),
+    trusted: Mapping[str, Any] | None = None,
+) -> VerifyReport:
+    """Walk every chain of the ledger in ``settings``' schema, in one snapshot, and compare
+    it with ``checkpoints`` signed by one of the ``trusted`` keys (key id → public key)."""
     started = time.perf_counter()
+    expected, findings, used = expectations(checkpoints, settings=settings, trusted=trusted or {})
     with store.snapshot(settings) as conn:
         heads = store.consumer_offsets(conn)
         advance: Callable[[int], None] | None = None
@@ -385,7 +589,10 @@ def verify(settings: Settings, *, progress: ProgressHook | None = None) -> Verif
             with errors("counting ledger rows"):
                 row = conn.execute("SELECT count(*) FROM events").fetchone()
             advance = progress(int(row[0]) if row else 0)
-        walker = ChainWalker(heads)
+        walker = ChainWalker(heads, expected)
+        walker.report.findings.extend(findings)
+        walker.report.checkpoints.extend(used)
+        walker.report.next_offsets.update({key: offset for key, (offset, _) in heads.items()})
         step = 0
         for row in store.chain_rows(conn):
             walker.feed(row)

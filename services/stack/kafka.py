@@ -4,20 +4,32 @@ Jars: ``mvn dependency:copy-dependencies`` on ``deploy/local/pom.xml`` into
 ``.stack/kafka/libs`` (once; Maven's own cache makes a re-fetch cheap). Storage is formatted
 once; the broker runs as a single KRaft node on 127.0.0.1 with the ports kept in
 ``.stack/kafka/ports.json`` so its address stays the same between runs.
+
+Security (README > Security): SASL/SCRAM-SHA-512 on both listeners, ACLs enforced. The
+users — the broker's own ``broker``, ``admin`` and every principal of
+``services.settings.PRINCIPALS`` — get generated passwords in ``.stack/stack.env``; they are
+written into the storage when it is formatted (``--add-scram``), before the broker's first
+start, because in KRaft nobody could log in to create the first one. A principal added
+later is created over the admin connection (``services.producer.set_passwords``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from string import Template
 
 import orjson
+from pydantic import SecretStr
 
-from services.settings import STACK_DIR
-from services.stack.state import Component, StackError, free_port, port_is_free
+from services.settings import PRINCIPALS, STACK_DIR, Settings, password_variable
+from services.stack.state import Component, StackError, free_port, port_is_free, read_env
 
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "local" / "pom.xml"
@@ -29,7 +41,35 @@ LIBS = HOME / "libs"
 DATA = HOME / "data"
 PORTS = HOME / "ports.json"
 LOG = HOME / "broker.log"
+# Which users the storage was formatted with, and a digest of the broker's own password,
+# which only the format step can set: storage formatted otherwise (before authentication,
+# or for a password stack.env no longer holds) is formatted again — the local broker's data
+# is throw-away. (The admin's may change later: `citystream access rotate admin`.)
+SCRAM_MARKER = HOME / "scram.json"
 MAIN_CLASS = "kafka.Kafka"
+BROKER_PASSWORD = "CITYSTREAM_KAFKA_BROKER_PASSWORD"  # noqa: S105 - a variable's name
+# Every user of the local broker: its own identity, then every client principal.
+USERS = ("broker", *PRINCIPALS)
+
+
+def user_variable(user: str) -> str:
+    return BROKER_PASSWORD if user == "broker" else password_variable(user)
+
+
+def passwords() -> tuple[dict[str, str], dict[str, str]]:
+    """(user → password for every user, the stack.env lines to add): the passwords
+    ``stack.env`` holds, and new ones generated for users it lacks."""
+    current = read_env()
+    found: dict[str, str] = {}
+    new: dict[str, str] = {}
+    for user in USERS:
+        variable = user_variable(user)
+        value = current.get(variable)
+        if not value:
+            # URL- and shell-safe characters only: it is pasted into a JAAS line.
+            value = new[variable] = secrets.token_urlsafe(24)
+        found[user] = value
+    return found, new
 
 
 def _require(tool: str, package: str) -> str:
@@ -87,9 +127,25 @@ def _ports() -> tuple[int, int]:
     return broker, controller
 
 
-def _format(properties: Path) -> None:
+def _formatted_with(users: Mapping[str, str]) -> str:
+    digest = hashlib.sha256(users["broker"].encode()).hexdigest()
+    return orjson.dumps({"users": sorted(users), "broker_password_sha256": digest}).decode()
+
+
+def _format(properties: Path, users: Mapping[str, str]) -> list[str]:
+    """Format the storage with every user's SCRAM credentials, unless it already is (for the
+    broker's current password); returns the users the storage lacks (added after it was
+    formatted), for ``set_passwords`` once the broker runs."""
+    marker = _formatted_with(users)
     if (DATA / "meta.properties").exists():
-        return
+        if SCRAM_MARKER.exists():
+            recorded = orjson.loads(SCRAM_MARKER.read_bytes())
+            if orjson.loads(marker)["broker_password_sha256"] == recorded.get(
+                "broker_password_sha256"
+            ):
+                return [user for user in users if user not in recorded.get("users", [])]
+        # Formatted before authentication, or for passwords stack.env no longer holds.
+        shutil.rmtree(DATA, ignore_errors=True)
     cluster_id = (
         subprocess.run(  # noqa: S603 - fixed argv
             _java("kafka.tools.StorageTool", "random-uuid"),
@@ -100,27 +156,63 @@ def _format(properties: Path) -> None:
         .stdout.strip()
         .splitlines()[-1]
     )
-    subprocess.run(  # noqa: S603 - fixed argv
-        _java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)),
+    # StorageTool takes the credentials only as arguments: they show in this machine's process
+    # list for the second the format takes (a developer's machine; compose formats inside
+    # its container).
+    scram = []
+    for user, password in sorted(users.items()):
+        scram += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        _java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *scram),
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if result.returncode != 0:
+        raise StackError(f"formatting Kafka's storage failed:\n{result.stdout}{result.stderr}")
+    _write_private(SCRAM_MARKER, marker)
+    return []
 
 
-def start() -> Component:
-    """Fetch, format and start the broker; return once it answers a metadata request."""
-    from services.producer import wait_for_broker  # the one module that speaks Kafka
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by this user only: it holds or derives from passwords."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
+
+def client_settings(address: str, users: Mapping[str, str]) -> Settings:
+    """Settings for talking to the local broker at ``address`` as any of ``users``."""
+    fields = {
+        f"kafka_{user}_password": SecretStr(password)
+        for user, password in users.items()
+        if user != "broker"
+    }
+    base = Settings(_env_file=None, kafka_bootstrap=address)  # type: ignore[call-arg]
+    return base.model_copy(update=fields)
+
+
+def start(users: Mapping[str, str]) -> Component:
+    """Fetch, format and start the broker with these users (name → password); return once
+    the admin can log in and ask for metadata."""
+    # The module that speaks Kafka.
+    from services.producer import KafkaAuthenticationError, set_passwords, wait_for_broker
 
     ensure_jars()
     broker_port, controller_port = _ports()
     properties = HOME / "server.properties"
-    properties.write_text(
+    _write_private(
+        properties,
         Template(TEMPLATE.read_text()).substitute(
-            broker_port=broker_port, controller_port=controller_port, log_dirs=DATA.resolve()
-        )
+            broker_port=broker_port,
+            controller_port=controller_port,
+            log_dirs=DATA.resolve(),
+            broker_password=users["broker"],
+        ),
     )
-    _format(properties)
+    added = _format(properties, users)
     log = LOG.open("ab")
     launched = time.monotonic()
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
@@ -138,16 +230,29 @@ def start() -> Component:
         cmdline_marker=str(properties.resolve()),
         log=str(LOG),
     )
+    settings = client_settings(address, users)
     deadline = time.monotonic() + 90
     while True:
         if proc.poll() is not None:
             raise StackError(f"the Kafka broker exited with code {proc.returncode}; see {LOG}")
         try:
-            wait_for_broker(address, timeout_s=2.0)
-            return component.model_copy(update={"ready_in_s": time.monotonic() - launched})
+            wait_for_broker(settings, principal="admin", timeout_s=2.0)
+            ready = component.model_copy(update={"ready_in_s": time.monotonic() - launched})
+            break
+        except KafkaAuthenticationError as exc:
+            raise StackError(
+                f"the local broker refused the admin: {exc}. Its storage was formatted for "
+                f"another admin password than stack.env holds: stop the stack and delete "
+                f"{DATA} to start afresh"
+            ) from exc
         except TimeoutError:
             if time.monotonic() > deadline:
                 raise StackError(
                     f"the Kafka broker did not answer within 90 s; see {LOG}"
                 ) from None
             time.sleep(0.3)
+    if added:
+        set_passwords(settings, {user: users[user] for user in added})
+        recorded = orjson.loads(_formatted_with(users))
+        _write_private(SCRAM_MARKER, orjson.dumps(recorded).decode())
+    return ready

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.settings import Settings, user_overrides
 from services.stack import kafka, postgres, state, timescale
-from services.stack.state import Component
+from services.stack.state import Component, StackError
 
 
 def up() -> dict[str, Component | str]:
@@ -16,12 +16,17 @@ def up() -> dict[str, Component | str]:
     if "kafka_bootstrap" in overrides:
         result["kafka"] = "external (CITYSTREAM_KAFKA_BOOTSTRAP is set)"
     else:
+        users, new = kafka.passwords()
+        # Saved before the broker formats its storage with them: never a user whose
+        # password nobody holds.
+        state.write_env(new)
         current = components.get("kafka")
         if current is None or not current.running():
-            current = kafka.start()
+            current = kafka.start(users)
             components["kafka"] = current
             state.save(components)
         state.write_env({"CITYSTREAM_KAFKA_BOOTSTRAP": current.address})
+        _grant_default_access(kafka.client_settings(current.address, users))
         result["kafka"] = current
 
     if "database_url" in overrides:
@@ -34,6 +39,18 @@ def up() -> dict[str, Component | str]:
             # without the extension, which the tests exercise too (tests/modes.py).
             _run_cluster(postgres.PLAIN, components, result, timescaledb=False)
     return result
+
+
+def _grant_default_access(settings: Settings) -> None:
+    """The ACLs of the default topic names and consumer group, so that the principals can
+    work as soon as `citystream topics` has created the topics (tests grant their own
+    namespaces)."""
+    from services.producer import grant_access  # the module that speaks Kafka
+
+    try:
+        grant_access(settings)
+    except Exception as exc:  # a broker that answers but refuses: say what, stop
+        raise StackError(f"granting the principals their ACLs failed: {exc}") from exc
 
 
 def _run_cluster(

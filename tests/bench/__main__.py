@@ -9,7 +9,10 @@
 3. latency: ``--rate`` records/s for ``--latency-seconds``; per record, from its send to
    the commit that makes it visible (sampled every 20 ms) → p50 / p99;
 4. queries: a ledger of ``--ledger-rows`` rows, a 30-day daily series per pledge from the
-   rollup and from the raw ledger → p50 / p95.
+   rollup and from the raw ledger → p50 / p95;
+5. authentication: producer throughput and the cost of a new connection on the stack's
+   broker (SASL/SCRAM-SHA-512, ACLs) against a twin broker without them
+   (tests/bench/auth_cost.py), ``--auth-events`` records, three runs each.
 Each part runs in its own schema and topic namespace, dropped afterwards.
 """
 
@@ -30,7 +33,7 @@ from rich.table import Table
 
 from services.settings import Settings
 from streams.db import connect
-from tests.bench import pipeline, queries
+from tests.bench import auth_cost, pipeline, queries
 from tests.bench.workload import heating_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,8 +213,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5_000)
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--ledger-rows", type=int, default=10_000_000)
+    parser.add_argument("--auth-events", type=int, default=200_000)
     parser.add_argument(
-        "--skip", action="append", default=[], help="throughput|audit|latency|queries"
+        "--skip", action="append", default=[], help="throughput|audit|latency|queries|auth"
     )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
@@ -244,6 +248,9 @@ def main() -> None:
     if "queries" not in args.skip:
         console.print(f"queries over {args.ledger_rows:,} ledger rows…")
         result["queries"] = _queries(base, args.ledger_rows)
+    if "auth" not in args.skip:
+        console.print(f"authentication: {args.auth_events:,} records with and without it…")
+        result["auth"] = auth_cost.measure(base, heating_records(args.auth_events, seed=3))
     (OUT / "bench.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     _print(result)
 
@@ -287,6 +294,20 @@ def _print(result: dict[str, Any]) -> None:
             f"event → visible at {lat['offered_events_per_s']:,.0f}/s",
             f"p50 {lat['p50_s']} s, p99 {lat['p99_s']} s",
             "p99 < 2 s",
+        )
+    if "auth" in result:
+        a = result["auth"]
+        table.add_row(
+            f"producer, {a['events']:,} records: SASL/SCRAM + ACLs vs none",
+            f"{a['producer_median_with_auth']:,} vs {a['producer_median_without']:,} events/s "
+            f"({a['throughput_change_pct']:+}%)",
+            "",
+        )
+        table.add_row(
+            "a new connection (bootstrap + metadata)",
+            f"{a['connect_ms_median']['sasl_scram']} vs {a['connect_ms_median']['none']} ms "
+            f"(+{a['connect_extra_ms']} ms)",
+            "",
         )
     console.print(table)
     if "queries" in result:

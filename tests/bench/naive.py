@@ -15,6 +15,7 @@ import orjson
 from schemas.topics import HEATING
 from schemas.validation import Rejection, decode
 from services.settings import STACK_DIR, Settings
+from streams.app import broker_credentials
 from streams.chain import GENESIS
 from streams.db import connect_async
 from streams.rollup import local_day
@@ -37,6 +38,9 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # The same login as the real worker: the baseline pays for authentication too.
+        broker_credentials=broker_credentials(settings),
+        topic_disable_leader=True,
         value_serializer="raw",
         web_enabled=False,
         autodiscover=False,

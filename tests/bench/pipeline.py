@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from schemas.topics import HEATING
-from services.producer import Producer, end_offsets, ensure_topics
+from services.producer import Producer, end_offsets, ensure_topics, remove_grants
 from services.settings import Settings
 from streams.db import connect
 from streams.db.migrate import migrate
@@ -47,10 +47,16 @@ def isolated(base: Settings, label: str, **overrides: Any) -> Settings:
 
 
 def drop(settings: Settings) -> None:
+    """Drop the run's schema and the ACLs its topic namespace was given."""
     # The owner role owns the schema; only the admin connection may drop it.
     url = settings.admin_database_url or settings.database_url
-    with psycopg.connect(url.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(settings.db_schema)))
+    try:
+        with psycopg.connect(url.get_secret_value(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(settings.db_schema))
+            )
+    finally:
+        remove_grants(settings)
 
 
 class Process:
@@ -174,7 +180,7 @@ def produce(
     if failed:
         raise AssertionError(f"{failed} benchmark records were not delivered")
     if not stamps:
-        ends = end_offsets(settings, topic)
+        ends = end_offsets(settings, topic, principal="admin")
     return Sent(started, finished, out if stamps else [], ends)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 from pydantic import SecretStr
 
-from services.settings import Settings
+from services.settings import PRINCIPALS, Settings, password_variable
 from services.stack import kafka
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,12 +72,18 @@ class PrivateStack:
             for line in (self.home / "stack.env").read_text().splitlines()
             if "=" in line
         )
+        # Every principal's Kafka password too: the private broker has its own users.
+        passwords = {
+            f"kafka_{principal}_password": SecretStr(values[password_variable(principal)])
+            for principal in PRINCIPALS
+        }
         return Settings(
             kafka_bootstrap=values["CITYSTREAM_KAFKA_BOOTSTRAP"],
             database_url=SecretStr(values["CITYSTREAM_DATABASE_URL"]),
             admin_database_url=SecretStr(values["CITYSTREAM_ADMIN_DATABASE_URL"]),
             audit_database_url=SecretStr(values["CITYSTREAM_AUDIT_DATABASE_URL"]),
             audit_db_password=SecretStr(values["CITYSTREAM_AUDIT_DB_PASSWORD"]),
+            **passwords,  # type: ignore[arg-type]
             **overrides,  # type: ignore[arg-type]
         )
 

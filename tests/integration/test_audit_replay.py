@@ -26,7 +26,7 @@ from services.settings import Settings
 from services.simulator import plan
 from services.simulator_run import send
 from streams.db import connect
-from tests.conftest import ROOT, WorkerProcess, settings_env, wait_until
+from tests.conftest import ROOT, WorkerProcess, kafka_options, settings_env, wait_until
 from tests.integration.helpers import rollup_rows
 
 pytestmark = pytest.mark.integration
@@ -167,7 +167,7 @@ def test_replay_of_a_simulated_year_matches_and_finds_an_edited_rollup(
     late.send_all(new[:1])  # a redelivery: stored or not, it changes nothing
     late.send_all([new[0].model_copy(update={"event_id": uuid.uuid4()})])
     late.close()
-    admin = KafkaAdminClient(bootstrap_servers=isolated.kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_options(isolated, "admin"))
     heating_topic = isolated.topic_name(HEATING.name)
     admin.alter_configs(
         [

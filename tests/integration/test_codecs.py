@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 from schemas.topics import HEATING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
 from services.settings import Settings
-from tests.conftest import ROOT, WorkerProcess, settings_env, wait_until
+from tests.conftest import ROOT, WorkerProcess, kafka_options, settings_env, wait_until
 from tests.integration.helpers import (
     chain_breaks,
     consumed_everything,
@@ -71,7 +71,7 @@ def test_every_codec_is_stored_once_and_replayed_without_difference(
     written: dict[str, dict[int, list[int]]] = {}
     for n, codec in enumerate(CODECS):
         producer = KafkaProducer(
-            bootstrap_servers=isolated.kafka_bootstrap,
+            **kafka_options(isolated, "heating"),
             compression_type=codec,
             acks="all",
             linger_ms=200,

@@ -10,7 +10,7 @@ import pytest
 from schemas.topics import HEATING
 from services.producer import Producer
 from services.settings import Settings
-from tests.conftest import WorkerProcess, wait_until
+from tests.conftest import WorkerProcess, kafka_options, wait_until
 from tests.integration.helpers import (
     chain_breaks,
     consumed_everything,
@@ -117,8 +117,9 @@ def test_database_offsets_win_over_kafka_commits(isolated: Settings, worker: Wor
     producer.close()
 
     topic = isolated.topic_name(HEATING.name)
+    # As the workers' principal: READ on their group is what lets a member commit.
     consumer = KafkaConsumer(
-        bootstrap_servers=isolated.kafka_bootstrap,
+        **kafka_options(isolated, "worker"),
         group_id=isolated.consumer_group,
         enable_auto_commit=False,
     )

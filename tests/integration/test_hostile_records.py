@@ -18,9 +18,10 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from schemas.topics import HEATING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
+from services.producer import ensure_topics
 from services.settings import Settings
 from streams.db import connect
-from tests.conftest import WorkerProcess, wait_until
+from tests.conftest import WorkerProcess, kafka_options, wait_until
 from tests.integration.helpers import chain_breaks, scalar
 
 pytestmark = pytest.mark.integration
@@ -100,7 +101,7 @@ BROKER_CLOCK = (
 
 
 def _timestamp_type(settings: Settings, topic: str, value: str | None = None) -> str:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_options(settings, "admin"))
     try:
         if value is not None:
             admin.alter_configs(
@@ -119,7 +120,8 @@ class _Sender:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic_name(HEATING.name)
-        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        # A department's own producer: hostile records come from the principal that may write.
+        self.producer = KafkaProducer(**kafka_options(settings, "heating"), acks="all")
         self.expected: dict[tuple[int, int], tuple[str, tuple[str, str]]] = {}
         self.landing: list[str] = []  # event ids that must be in the ledger
         self.sent = 0
@@ -152,13 +154,14 @@ def test_no_record_stops_the_worker_or_costs_its_neighbours(
     assert _timestamp_type(isolated, sender.topic, "CreateTime") == "CreateTime"
     for i, hostile in enumerate(LEGACY):
         sender.send(i, hostile)
-    # Starting, the worker (`citystream topics` too) sets broker timestamps on the topic;
-    # records already in it keep the timestamps their producers set.
+    # `citystream topics` (as the admin; a worker may not change topics) sets broker
+    # timestamps on the topic; records already in it keep the timestamps their producers set.
+    ensure_topics(isolated)
     worker.start()
     wait_until(
         lambda: _timestamp_type(isolated, sender.topic) == "LogAppendTime",
         timeout_s=60,
-        what="the worker to set LogAppendTime on the topic",
+        what="`citystream topics` to set LogAppendTime on the topic",
         context=worker.logs,
     )
     for i, hostile in enumerate(BROKER_CLOCK, start=len(LEGACY)):
@@ -217,8 +220,9 @@ def test_only_committed_transactions_count(isolated: Settings, worker: WorkerPro
     auditors' replay from Kafka reads the same way."""
     topic = isolated.topic_name(HEATING.name)
     producer = KafkaProducer(
-        bootstrap_servers=isolated.kafka_bootstrap,
-        transactional_id=f"heating-ledger-{uuid.uuid4().hex[:8]}",
+        **kafka_options(isolated, "heating"),
+        # The heating department may use transactional ids starting "heating-" only.
+        transactional_id=isolated.topic_name(f"heating-ledger-{uuid.uuid4().hex[:8]}"),
     )
     producer.init_transactions()
     aborted = [_event(area_m2=f"{900 + i}.00") for i in range(4)]
@@ -236,7 +240,7 @@ def test_only_committed_transactions_count(isolated: Settings, worker: WorkerPro
     producer.close()
     # After both transactions, on every partition: once these land, the worker has passed
     # the aborted records.
-    plain = KafkaProducer(bootstrap_servers=isolated.kafka_bootstrap)
+    plain = KafkaProducer(**kafka_options(isolated, "heating"))
     after = [_event(area_m2="10.00") for _ in range(PARTITIONS)]
     for p, event in enumerate(after):
         plain.send(topic, orjson.dumps(event), partition=p)

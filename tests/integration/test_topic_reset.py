@@ -17,7 +17,7 @@ from services.audit.replay import replay_from_kafka, replay_from_ledger
 from services.producer import Producer, ensure_topics
 from services.settings import Settings
 from streams.db import connect
-from tests.conftest import WorkerProcess, wait_until
+from tests.conftest import WorkerProcess, kafka_options, wait_until
 from tests.integration.helpers import (
     chain_breaks,
     expected_rollup,
@@ -40,7 +40,7 @@ def _landed(settings: Settings, events: Sequence[Envelope]) -> bool:
 
 def _recreate(settings: Settings, topic: str) -> None:
     """Delete the topic and create it again at once, as an operator's script would."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_options(settings, "admin"))
     try:
         admin.delete_topics([topic])
         deadline = time.monotonic() + 60

@@ -400,3 +400,91 @@ def test_migrate_sets_the_read_only_roles_password(services: dict[str, Any]) -> 
     env = environment(services["migrate"])
     assert REQUIRED_VARIABLE.match(env["CITYSTREAM_GRAFANA_DB_PASSWORD"])
     assert "CITYSTREAM_GRAFANA_DB_PASSWORD" not in environment(services["worker"])
+
+
+# --- Kafka security -------------------------------------------------------------------------------
+
+KAFKA_START = ROOT / "deploy/kafka/start.sh"
+
+
+def _kafka_password_variables() -> set[str]:
+    from services.settings import PRINCIPALS, password_variable
+
+    return {password_variable(p) for p in PRINCIPALS}
+
+
+def test_every_kafka_principal_needs_its_password_from_env(services: dict[str, Any]) -> None:
+    """Compose refuses to start without any principal's password: the migrate step (as the
+    admin) sets them all; the broker formats its storage with its own and the admin's."""
+    migrate = environment(services["migrate"])
+    for variable in _kafka_password_variables():
+        assert REQUIRED_VARIABLE.match(migrate.get(variable, "")), f"migrate lacks {variable}"
+    kafka = environment(services["kafka"])
+    for variable in ("CITYSTREAM_KAFKA_BROKER_PASSWORD", "CITYSTREAM_KAFKA_ADMIN_PASSWORD"):
+        assert REQUIRED_VARIABLE.match(kafka.get(variable, "")), f"kafka lacks {variable}"
+    # A secret named KAFKA_* would become a server property in the image's own launcher.
+    assert not [key for key in kafka if key.startswith("KAFKA_")]
+
+
+def test_a_worker_holds_only_the_workers_kafka_password(services: dict[str, Any]) -> None:
+    worker = environment(services["worker"])
+    held = {key for key in worker if key.startswith("CITYSTREAM_KAFKA_") and "PASSWORD" in key}
+    assert held == {"CITYSTREAM_KAFKA_WORKER_PASSWORD"}
+
+
+def test_clients_speak_sasl_over_tls_and_never_see_the_brokers_key(
+    services: dict[str, Any],
+) -> None:
+    for name in ("migrate", "worker"):
+        env = environment(services[name])
+        assert env["CITYSTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        cafile = env["CITYSTREAM_KAFKA_SSL_CAFILE"]
+        mounts = [v for v in services[name].get("volumes", []) if isinstance(v, str)]
+        assert any(cafile.startswith(v.split(":")[1]) for v in mounts), name
+        assert not any("tls/broker" in v for v in mounts), f"{name} mounts the broker's key"
+    assert any("tls/broker" in v for v in services["kafka"]["volumes"] if isinstance(v, str))
+
+
+def test_the_broker_start_script_enforces_authentication() -> None:
+    bash = shutil.which("bash")
+    assert bash is not None
+    subprocess.run([bash, "-n", str(KAFKA_START)], check=True)
+    script = KAFKA_START.read_text(encoding="utf-8")
+    for line in (
+        "listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:SASL_PLAINTEXT,"
+        "CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.controller.protocol=SCRAM-SHA-512",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        "super.users=User:broker;User:admin",
+        "auto.create.topics.enable=false",
+    ):
+        assert line in script, line
+    # Loopback only: nobody outside the container reaches the controller or internal port.
+    assert "CONTROLLER://127.0.0.1:9093" in script
+    assert "INTERNAL://127.0.0.1:9094" in script
+    assert "--add-scram" in script
+
+
+def test_the_local_broker_enforces_the_same(services: dict[str, Any]) -> None:
+    template = (ROOT / "deploy/local/server.properties.template").read_text(encoding="utf-8")
+    for line in (
+        "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "allow.everyone.if.no.acl.found=false",
+        "super.users=User:broker;User:admin",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    ):
+        assert line in template, line
+
+
+def test_tls_material_is_never_committed() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "deploy/kafka/tls"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert tracked, "deploy/kafka/tls must exist in git (compose mounts its folders)"
+    assert all(Path(path).name in (".gitignore", "README.md") for path in tracked), tracked

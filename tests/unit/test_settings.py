@@ -34,3 +34,32 @@ def test_migrations_are_numbered_uniquely_and_in_order() -> None:
     versions = [m.version for m in available()]
     assert versions == sorted(set(versions))
     assert versions[0] == 1
+
+
+def test_kafka_identities_are_secret_and_named_when_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.settings import PRINCIPALS, MissingCredentials
+
+    for principal in PRINCIPALS:
+        monkeypatch.delenv(f"CITYSTREAM_KAFKA_{principal.upper()}_PASSWORD", raising=False)
+    monkeypatch.setenv("CITYSTREAM_KAFKA_HEATING_PASSWORD", "s3cret-heating-pw")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "s3cret" not in repr(settings)
+    options = settings.kafka_client_options("heating")
+    assert options == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "heating",
+        "sasl_plain_password": "s3cret-heating-pw",
+    }
+    with pytest.raises(MissingCredentials, match="CITYSTREAM_KAFKA_HOUSING_PASSWORD"):
+        settings.kafka_client_options("housing")
+    assert not settings.has_kafka_credentials("worker")
+
+
+def test_departments_are_the_topics_writers() -> None:
+    from schemas.topics import ALL
+    from services.settings import DEPARTMENTS
+
+    assert sorted(DEPARTMENTS) == sorted(d for spec in ALL for d in spec.departments)

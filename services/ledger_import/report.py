@@ -1,0 +1,143 @@
+"""What the clerk gets back: the rejects file (which imports like its ledger once fixed),
+the progress bars and the summary table.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from services.ledger_import.base import REJECTS_COLUMNS, RowRejection
+from services.ledger_import.files import ENCODING_NAMES, Ledger, is_rejects_file, ledger_stem
+from services.ledger_import.plan import Plan
+
+if TYPE_CHECKING:
+    from services.ledger_import.run import ImportReport, ImportRequest
+
+
+def default_rejects_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.rejects.csv")
+
+
+def write_rejects(path: Path, headers: Sequence[str], rejected: Iterable[RowRejection]) -> int:
+    """UTF-8 with BOM, so that Excel shows the Chinese; our columns, then the ledger's.
+
+    The leading columns are ignored when the file is imported again, so a clerk can fix
+    the rows in place and import the rejects file itself.
+    """
+    original = list(headers) or ["line"]
+    count = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*REJECTS_COLUMNS, *original])
+        for r in rejected:
+            writer.writerow(
+                [r.row, r.column, r.value, r.reason, r.rule, r.message_zh, r.message_en, *r.cells]
+            )
+            count += 1
+    return count
+
+
+class _RateColumn(ProgressColumn):
+    """Rows per second since the task started (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished_time is not None else task.elapsed
+        rate = f"{task.completed / elapsed:,.0f}" if elapsed and task.completed else "–"
+        return Text(f"{rate} rows/s", style="progress.data.speed")
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+def is_our_rejects(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return is_rejects_file(next(csv.reader(fh), []))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
+def describe(console: Console, ledger: Ledger) -> None:
+    parts = [f"[bold]{ledger.path}[/]", ledger.format.upper()]
+    if ledger.sheet:
+        parts.append(f"sheet {ledger.sheet!r}")
+    if ledger.encoding:
+        parts.append(f"encoding {ENCODING_NAMES.get(ledger.encoding, ledger.encoding)}")
+    if ledger.header_row:
+        parts.append(f"header on row {ledger.header_row}")
+    console.print(", ".join(parts))
+
+
+def summary(console: Console, request: ImportRequest, plan: Plan, report: ImportReport) -> None:
+    table = Table(title="导入结果 Import summary", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_column("note")
+    table.add_row("rows read 读取行数", f"{report.rows_read:,}", "")
+    if request.dry_run:
+        table.add_row("valid 有效", f"{report.valid:,}", "dry run: nothing sent")
+    else:
+        table.add_row("sent 已发送", f"{report.sent:,}", "acknowledged by Kafka")
+    rejected_rows = len({r.row for r in report.rejected})
+    table.add_row("rejected 拒收", f"{rejected_rows:,}", "")
+    for reason, n in sorted(report.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"  {reason}", f"{n:,}", "")
+    table.add_row("duplicates 重复行", f"{report.duplicates:,}", "identical rows, sent once")
+    if plan.event_type:
+        table.add_row(
+            "event type 事件类型", "", f"{plan.event_type} (the only type the columns fit)"
+        )
+    if plan.id_column:
+        ids = f"from the column {plan.id_column}"
+    elif plan.ref_column:
+        ids = f"department + {plan.ref_column}: importing again counts nothing twice"
+    else:
+        ids = "department + source_ref: importing again counts nothing twice"
+    if plan.derived_refs:
+        ids += (
+            f"; {plan.derived_refs:,} rows have no reference, their source_ref is the file "
+            f"name + a hash of the row's values ({ledger_stem(request.path)}#…): import them "
+            "again under the same file name"
+        )
+    table.add_row("event ids 事件ID", "", ids)
+    if plan.reported_defaulted:
+        table.add_row(
+            "reported_at 上报日期",
+            f"{plan.reported_defaulted:,}",
+            "rows without one: reported as of their own date (occurred_at)",
+        )
+    if plan.ignored:
+        table.add_row("ignored 忽略列", "", "、".join(plan.ignored))
+    if report.rejects_path:
+        table.add_row("rejects 拒收明细", "", str(report.rejects_path))
+    rate = report.rows_read / report.seconds if report.seconds else 0.0
+    table.add_row("time 用时", f"{report.seconds:.1f} s", f"{rate:,.0f} rows/s")
+    console.print(table)

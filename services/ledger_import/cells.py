@@ -21,7 +21,7 @@ from schemas.districts import district_code
 from schemas.envelope import CST
 from schemas.fields import normalise_text
 from schemas.validation import Rejection
-from services.ledger_import.headers import BY_FIELD, FieldSpec
+from services.ledger_import.headers import BASE_UNIT_LABELS, BY_FIELD, Column, FieldSpec
 
 # Cell values as clerks write them → the codes events carry.
 EVENT_TYPE_NAMES: dict[str, str] = {
@@ -314,3 +314,90 @@ def derived_ref(stem: str, values: Mapping[str, Any]) -> str:
         {k: _canonical(k, v) for k, v in values.items()}, option=orjson.OPT_SORT_KEYS
     )
     return f"{stem[:150]}#{hashlib.sha256(content).hexdigest()[:16]}"
+
+
+# --- refusals in the clerk's units ------------------------------------------------------------
+
+
+def _amount(value: Decimal) -> str:
+    """5000000 → 5,000,000; 0.0500 → 0.05: a bound as a clerk reads it."""
+    text = f"{value.normalize():,f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _plain(value: Decimal) -> str:
+    """A figure to type into a cell: 8.6, 1600 (no separators)."""
+    text = f"{value.normalize():f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _bounds(model: type[Any], name: str) -> tuple[Decimal | None, Decimal | None, int | None]:
+    """(greater than, at most, decimal places) of a model's quantity field, from its
+    pydantic constraints; None where the field has none."""
+    info = model.model_fields.get(name)
+    gt = le = places = None
+    for constraint in getattr(info, "metadata", ()):
+        if getattr(constraint, "gt", None) is not None:
+            gt = Decimal(str(constraint.gt))
+        if getattr(constraint, "le", None) is not None:
+            le = Decimal(str(constraint.le))
+        if getattr(constraint, "decimal_places", None) is not None:
+            places = int(constraint.decimal_places)
+    return gt, le, places
+
+
+def in_column_units(why: Rejection, *, column: Column, cell: str, model: type[Any]) -> Rejection:
+    """A quantity refused by decode (out of range, too precise), said again in the unit of
+    the clerk's column and quoting the cell as written: ``86000`` in a 面积（万㎡） column is
+    "86,000 万㎡ is over one event's bound of 100 万㎡ (1,000,000 ㎡)", not "area_m2 <=
+    1000000; got '860000000'". When the figure fits the bound read in the field's own unit
+    the message says so (㎡ typed into a 万㎡ column, km into a 米 column).
+
+    Other refusals (a ratio between two fields, not a number at all) come back unchanged.
+    """
+    name = column.field
+    if name is None or why.field != name or name not in BASE_UNIT_LABELS:
+        return why
+    try:
+        typed = Decimal(_number_text(cell))
+    except InvalidOperation:
+        return why
+    if not typed.is_finite():
+        return why
+    gt, le, places = _bounds(model, name)
+    scale, unit, base = column.scale, column.unit_label, BASE_UNIT_LABELS[name]
+    value = typed * scale  # in the field's own unit
+    in_base = f"（= {_amount(le)} {base}）" if le is not None and scale != 1 else ""
+    in_base_en = f" ({_amount(le)} {base})" if le is not None and scale != 1 else ""
+    if why.reason == "out_of_range" and le is not None and value > le:
+        bound = le / scale
+        zh = f"{_amount(typed)} {unit} 超过一个事件的上限 {_amount(bound)} {unit}{in_base}"
+        en = f"{_amount(typed)} {unit} is over one event's bound of {_amount(bound)} {unit}"
+        en += in_base_en
+        if scale > 1 and (gt is None or typed > gt) and typed <= le:
+            # The figure fits when read in the field's own unit: typed in ㎡, not 万㎡.
+            zh += f"；看起来填的是 {base}：本列单位是 {unit}，请填 {_plain(typed / scale)}"
+            en += f"; it looks like {base}: this column is in {unit}, write "
+            en += _plain(typed / scale)
+        rule = f"{column.header} <= {_amount(bound)} {unit}"
+    elif why.reason == "out_of_range" and gt is not None and value <= gt:
+        zh = f"{_amount(typed)} {unit} 必须大于 {_amount(gt / scale)} {unit}"
+        en = f"{_amount(typed)} {unit} must be greater than {_amount(gt / scale)} {unit}"
+        rule = f"{column.header} > {_amount(gt / scale)} {unit}"
+    elif why.reason == "too_precise" and places is not None:
+        exponent = scale.normalize().as_tuple().exponent
+        shift = exponent if isinstance(exponent, int) else 0
+        allowed = max(0, places + shift)
+        step = f"精确到 1 {unit}" if allowed == 0 else f"最多 {allowed} 位小数"
+        step_en = f"whole {unit}" if allowed == 0 else f"at most {allowed} decimal places"
+        zh = f"{_amount(typed)} {unit} 过于精确：本列（{unit}）{step}"
+        en = f"{_amount(typed)} {unit} is too precise: this column takes {step_en} of {unit}"
+        if scale < 1:
+            # 1.6 in a 米 column: kilometres typed where metres are asked for?
+            meant = typed / scale
+            zh += f"；若填的是 {base}，请写 {_plain(meant)}（{unit}）"
+            en += f"; if that is {base}, write {_plain(meant)} ({unit})"
+        rule = f"{column.header}: {step_en} ({unit})"
+    else:
+        return why
+    return Rejection.build(why.reason, name, quoted(cell), rule=rule, zh=zh, en=en)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,11 +32,27 @@ class Ledger:
     format: Format
     headers: list[str]
     rows: Iterator[tuple[int, Sequence[Any]]]
+    # The (last) header row; data rows follow it.
     header_row: int = 0
+    # Every header row when the header spans two (a merged group cell over sub-headers),
+    # and the upper row's cells as written; set by the headers stage.
+    header_rows: tuple[int, ...] = ()
+    upper_headers: list[str] | None = None
     encoding: str | None = None
     sheet: str | None = None
     # Data rows expected (for the progress bar's ETA); None when the file does not say.
     total_hint: int | None = None
+
+    def peek(self) -> tuple[int, Sequence[Any]] | None:
+        """The next row, left in place for whoever reads the rows next."""
+        row = next(self.rows, None)
+        if row is not None:
+            self.rows = itertools.chain([row], self.rows)
+        return row
+
+    def skip(self) -> None:
+        """Drop the next row (a second header row, once the headers stage has read it)."""
+        next(self.rows, None)
 
 
 ENCODING_NAMES = {

@@ -2,6 +2,16 @@
 fields, with the unit each header names; unknown columns stop the import here, before a
 row is read. ``ledger_columns`` also settles the event type (``--type``, a 事件类型 column,
 or the only type the columns fit).
+
+Two habits of district offices are understood here:
+
+- a notes column (备注, 说明, 附注 …): kept with the row (the rejects file carries every
+  cell) but not sent — no event has a free-text field, and a remark must not become part
+  of the reference that makes the event id (editing a remark would look like a changed
+  row); the summary says so;
+- a two-row header, a merged group cell over its sub-headers (完成情况 over 完成日期 and
+  供热面积（万㎡）), or a units row under the header (面积 over 万㎡): read as one header
+  when every sub-header is known, otherwise refused naming both rows and what to change.
 """
 
 from __future__ import annotations
@@ -9,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -20,7 +31,7 @@ from schemas.envelope import DEPARTMENTS, Envelope
 from schemas.fields import normalise_text
 from schemas.topics import ALL, BY_EVENT_TYPE
 from services.ledger_import.base import LedgerError
-from services.ledger_import.files import Ledger
+from services.ledger_import.files import Ledger, blank
 
 Kind = Literal[
     "text",
@@ -99,6 +110,25 @@ BY_FIELD: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 
 # Row serial numbers: every ledger has one, and it means nothing to the platform.
 IGNORED_HEADERS: tuple[str, ...] = ("序号", "行号")
+# Notes columns: nearly every ledger has one. Kept with the row, not sent (module docstring).
+NOTE_HEADERS: tuple[str, ...] = (
+    "备注",
+    "说明",
+    "附注",
+    "备考",
+    "注",
+    "注释",
+    "备注说明",
+    "情况说明",
+    "其他说明",
+    "备注信息",
+    "remark",
+    "remarks",
+    "note",
+    "notes",
+    "comment",
+    "comments",
+)
 
 # Fields a ledger column would not normally hold.
 _NOT_FROM_LEDGER = frozenset({"schema_version", "location"})
@@ -121,6 +151,19 @@ UNITS: dict[UnitKind, dict[str, Decimal]] = {
         "米": Decimal("0.001"),
     },
     "count": {unit: Decimal(1) for unit in ("套", "户", "人", "个", "位", "辆", "所", "处")},
+}
+
+# How a unit is shown back to the clerk (keys as header_key writes them: ㎡ reads m2).
+UNIT_LABELS: dict[str, str] = {"m2": "㎡", "万m2": "万㎡", "m": "米"}
+# The unit of each quantity field when its header names none: the field's own unit.
+BASE_UNIT_LABELS: dict[str, str] = {
+    "area_m2": "㎡",
+    "length_km": "km",
+    "units": "套",
+    "households": "户",
+    "persons": "人",
+    "places": "个",
+    "spaces": "个",
 }
 
 _BRACKETS = str.maketrans({"【": "(", "】": ")", "〔": "(", "〕": ")", "[": "(", "]": ")"})
@@ -154,22 +197,41 @@ _UNIT_KEYS: dict[UnitKind, dict[str, Decimal]] = {
 
 
 _IGNORED_KEYS = frozenset(header_key(h) for h in IGNORED_HEADERS)
+_NOTE_KEYS = frozenset(header_key(h) for h in NOTE_HEADERS)
+_ALL_UNIT_KEYS = frozenset(unit for units in _UNIT_KEYS.values() for unit in units)
+
+
+def is_note_header(header: str) -> bool:
+    """备注, 说明, 备注（选填）…: a notes column."""
+    key = header_key(header)
+    found = _UNIT_RE.match(key)
+    return key in _NOTE_KEYS or (found is not None and found["base"] in _NOTE_KEYS)
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the ledger and the field it feeds (None: ignored)."""
+    """One column of the ledger and the field it feeds (None: ignored, or notes)."""
 
     index: int
     header: str
     field: str | None
     scale: Decimal = Decimal(1)
+    # The unit its header names, as shown to the clerk (万㎡, 米); None: the field's own.
+    unit: str | None = None
+    note: bool = False
+
+    @property
+    def unit_label(self) -> str:
+        """The unit this column's numbers are in, for messages: 万㎡, 米, ㎡, km, 套 …"""
+        return self.unit or BASE_UNIT_LABELS.get(self.field or "", "")
 
 
 @dataclass(frozen=True)
 class Match:
     field: str
     scale: Decimal = Decimal(1)
+    # Not part of what a header means (the factor is): how to name its unit to the clerk.
+    unit: str | None = dataclass_field(default=None, compare=False)
 
 
 def match_header(header: str) -> Match | None:
@@ -206,6 +268,7 @@ def match_header(header: str) -> Match | None:
     if spec.units is None:
         return Match(name)  # 日期(年月日), 街道(办事处): the bracket only explains
     factor = _UNIT_KEYS[spec.units].get(unit)
+    label = UNIT_LABELS.get(unit, unit)
     if factor is None:
         known = "、".join(UNITS[spec.units])
         raise LedgerError(
@@ -213,16 +276,21 @@ def match_header(header: str) -> Match | None:
             f"converts ({known}); give the figure in one of those units, or map the column "
             "with --mapping if the unit is already right"
         )
-    return Match(name, factor)
+    return Match(name, factor, label)
 
 
 def scale_from_unit(header: str, name: str) -> Decimal:
     """The factor for an explicitly mapped header that also carries a unit, else 1."""
+    return _mapped_unit(header, name)[0]
+
+
+def _mapped_unit(header: str, name: str) -> tuple[Decimal, str | None]:
     spec = BY_FIELD[name]
     found = _UNIT_RE.match(header_key(header))
-    if spec.units is None or not found:
-        return Decimal(1)
-    return _UNIT_KEYS[spec.units].get(found["unit"], Decimal(1))
+    if spec.units is None or not found or found["unit"] not in _UNIT_KEYS[spec.units]:
+        return Decimal(1), None
+    unit = found["unit"]
+    return _UNIT_KEYS[spec.units][unit], UNIT_LABELS.get(unit, unit)
 
 
 def model_fields(models: Iterable[type[Envelope]]) -> set[str]:
@@ -281,17 +349,20 @@ def resolve_columns(
             continue
         if key in mapping:
             name = mapping[key]
-            scale = scale_from_unit(header, name) if name else Decimal(1)
-            columns.append(Column(index, header, name, scale))
+            scale, unit = _mapped_unit(header, name) if name else (Decimal(1), None)
+            columns.append(Column(index, header, name, scale, unit))
             continue
         if key in _IGNORED_KEYS:
             columns.append(Column(index, header, None))
+            continue
+        if is_note_header(header):
+            columns.append(Column(index, header, None, note=True))
             continue
         match = match_header(header)
         if match is None:
             unknown.append(header)
             continue
-        columns.append(Column(index, header, match.field, match.scale))
+        columns.append(Column(index, header, match.field, match.scale, match.unit))
     if unknown:
         listed = "、".join(unknown)
         fields = ", ".join(sorted(f for f in allowed if f not in _NOT_FROM_LEDGER))
@@ -383,6 +454,124 @@ def infer_event_type(columns: Iterable[Column]) -> list[str]:
     return fits
 
 
+def _letter(index: int) -> str:
+    """Column A, B, …, Z, AA as Excel names it."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _is_header(text: str, mapping: Mapping[str, str | None]) -> bool:
+    """A name CityStream reads as a column: a field's header, a mapped, ignored or notes
+    header."""
+    key = header_key(text)
+    if not key:
+        return False
+    if key in mapping or key in _IGNORED_KEYS or is_note_header(text):
+        return True
+    try:
+        return match_header(text) is not None
+    except LedgerError:
+        return True  # a field with a unit it cannot convert: a header, refused as such
+
+
+def _is_unit(text: str) -> bool:
+    """万㎡, （米）, 单位：套 — a cell of a units row under the header."""
+    key = header_key(text).removeprefix("单位").strip("()")
+    return key in _ALL_UNIT_KEYS
+
+
+def settle_header_rows(ledger: Ledger, mapping: Mapping[str, str | None] | None = None) -> None:
+    """Read a second header row under the first, when there is one.
+
+    District offices merge a group cell over its sub-headers (完成情况 over 完成日期 |
+    供热面积（万㎡）) or put the units in a row of their own (面积 over 万㎡). In the file the
+    merged cell's text sits in its first column, the others are empty. The row under the
+    header is a second header row when every cell filled in it is a known header (or a unit
+    under a known header) and one of them adds something: it sits under an empty or
+    unknown upper cell, or it is a unit. The columns are then named by the lower row where
+    it is filled, by the upper one elsewhere. A row that is a second header row except
+    for names CityStream does not know is refused here, naming both rows and what to
+    change; anything else is left as the first data row.
+    """
+    if ledger.format == "jsonl" or ledger.header_rows:
+        return
+    mapping = mapping or {}
+    upper = ledger.headers
+    ledger.header_rows = (ledger.header_row,)
+    following = ledger.peek()
+    if following is None:
+        return
+    number, cells = following
+    lower = ["" if blank(c) else str(c).strip() for c in cells]
+    if any(not blank(c) and not isinstance(c, str) for c in cells):
+        return  # numbers or dates: a data row
+    filled = [i for i, text in enumerate(lower) if text]
+    if not filled:
+        return
+
+    def above(i: int) -> str:
+        return upper[i].strip() if i < len(upper) else ""
+
+    def understood(i: int) -> bool:
+        text = lower[i]
+        return _is_header(text, mapping) or (_is_unit(text) and _is_header(above(i), mapping))
+
+    adds = [i for i in filled if not _is_header(above(i), mapping) or _is_unit(lower[i])]
+    if not adds:
+        return
+    unknown = [i for i in filled if not understood(i)]
+    if unknown:
+        if not any(_is_header(lower[i], mapping) for i in adds):
+            return  # nothing in it reads as a header: the first data row
+        raise LedgerError(_two_row_refusal(ledger, upper, lower, number, unknown))
+    merged: list[str] = []
+    for i in range(max(len(upper), len(lower))):
+        text = lower[i] if i < len(lower) else ""
+        if not text:
+            merged.append(above(i))
+        elif _is_unit(text):
+            merged.append(f"{above(i)}（{text.strip('()（）')}）")
+        else:
+            merged.append(text)
+    ledger.skip()
+    ledger.upper_headers = list(upper)
+    ledger.headers = merged
+    ledger.header_rows = (ledger.header_row, number)
+    ledger.header_row = number
+    if ledger.total_hint is not None:
+        ledger.total_hint = max(0, ledger.total_hint - 1)
+
+
+def _two_row_refusal(
+    ledger: Ledger, upper: Sequence[str], lower: Sequence[str], number: int, unknown: list[int]
+) -> str:
+    first = ledger.header_row
+    groups = [
+        f"{upper[i].strip()} over {' / '.join(t for t in lower[i : i + 4] if t)}"
+        for i in range(min(len(upper), len(lower)))
+        if upper[i].strip() and lower[i]
+    ]
+    bad = "、".join(f"{lower[i]} (column {_letter(i)})" for i in unknown)
+    single = " | ".join(
+        f"{_letter(i)} {lower[i] if i < len(lower) and lower[i] else upper[i].strip()}"
+        for i in range(max(len(upper), len(lower)))
+        if (i < len(lower) and lower[i]) or (i < len(upper) and upper[i].strip())
+    )
+    return (
+        f"{ledger.path}: rows {first} and {number} are a two-row header"
+        + (f" ({'; '.join(groups)})" if groups else "")
+        + f", but row {number} names column{'s' if len(unknown) > 1 else ''} CityStream does "
+        f"not know: {bad}; nothing was sent. Rename {'them' if len(unknown) > 1 else 'it'} "
+        f"in row {number} to a known header (e.g. 完成日期, 供热面积（万㎡）, 备注) and the two "
+        f"rows are read as one header; or make row {number} the only header row — "
+        f"{single} — and delete row {first}; or map {lower[unknown[0]]!r} with --mapping"
+    )
+
+
 def ledger_columns(ledger: Ledger, options: Options) -> Layout:
     """The columns of a tabular ledger, checked against the event type(s) it may hold.
 
@@ -400,7 +589,20 @@ def ledger_columns(ledger: Ledger, options: Options) -> Layout:
         # judged by decode like any row.
         allowed = model_fields([spec.by_type[options.event_type]]) | {"event_type"}
     what = options.event_type or "any event type"
-    columns = resolve_columns(ledger.headers, allowed=allowed, mapping=options.mapping, what=what)
+    settle_header_rows(ledger, options.mapping)
+    try:
+        columns = resolve_columns(
+            ledger.headers, allowed=allowed, mapping=options.mapping, what=what
+        )
+    except LedgerError as exc:
+        if len(ledger.header_rows) < 2:
+            raise
+        first, second = ledger.header_rows
+        raise LedgerError(
+            f"{exc} (the header spans rows {first} and {second}, read as one: "
+            f"{' | '.join(h for h in ledger.headers if h)}; a column is named by row {second} "
+            f"where that is filled, by row {first} elsewhere)"
+        ) from exc
     if options.event_type is None and not any(c.field == "event_type" for c in columns):
         fits = infer_event_type(columns)
         if len(fits) == 1:

@@ -2,25 +2,42 @@
 :func:`schemas.validation.decode`, or a rejection naming the row, column, value and reason.
 Event ids come from the department and the row's reference, so importing again counts
 nothing twice; repeated references are settled here. Opens no socket.
+
+Total and subtotal rows never become events: a row with 合计, 小计, 总计 or 累计 (spaced
+or not, 合　计) in any text cell, or a zone-wide (全区, 高新区) or district-less row whose
+every amount equals the sum of the data rows above it (since the start, or since the last
+total row), is skipped and reported with its row number. A clerk's ledger has them;
+counting one would count the zone's figure twice.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
 
 import orjson
 
+from schemas.districts import District, district_code
 from schemas.envelope import ledger_event_id
 from schemas.fields import normalise_text
 from schemas.topics import BY_EVENT_TYPE
 from schemas.validation import Rejection, decode
 from services.ledger_import.base import LedgerError, RowRejection
-from services.ledger_import.cells import CellError, convert, derived_ref, display, quoted
+from services.ledger_import.cells import (
+    CellError,
+    convert,
+    derived_ref,
+    display,
+    in_column_units,
+    quoted,
+)
 from services.ledger_import.files import Format, Ledger, blank, ledger_stem
 from services.ledger_import.headers import (
+    BASE_UNIT_LABELS,
     BY_FIELD,
     Column,
     Layout,
@@ -31,6 +48,9 @@ from services.ledger_import.headers import (
     match_header,
     scale_from_unit,
 )
+
+# What became of a valid row once compared with what the ledger holds (stage state).
+Status = Literal["new", "unchanged", "changed", "correction"]
 
 
 @dataclass(slots=True)
@@ -43,6 +63,56 @@ class Entry:
     cells: str  # the row's cells joined by \x1f (for the rejects file on a conflict)
     repeats: list[tuple[int, str, bool]] = field(default_factory=list)  # row, cells, identical
     conflict: bool = False
+    department: str = ""
+    event_id: str = ""
+    # new: send it; unchanged: the ledger holds it as it is; changed: the ledger holds it
+    # with other figures (refused, or replaced by its corrections); correction: sent for
+    # a changed row.
+    status: Status = "new"
+    # Where Kafka put it (topic, partition, offset), once sent.
+    position: tuple[str, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class SkippedTotal:
+    """A total or subtotal row, skipped: never an event."""
+
+    row: int
+    why: str  # the cell that says so (小计), or which sum its amounts equal
+    column: str  # the ledger's header of that cell ("" when the amounts decided)
+
+
+# The words a total row carries, spaced or not (合 计, 合　计); not 总计划 / 合计算.
+TOTAL_WORDS_RE = re.compile(r"(?:合|小|总|累)\s*计(?![划算])")
+# Fields holding an amount the zone-wide total of a ledger sums.
+AMOUNT_FIELDS: tuple[str, ...] = tuple(BASE_UNIT_LABELS)
+
+
+@dataclass
+class _Sums:
+    """Running sums of every amount column, for the zone-wide row that equals them."""
+
+    total: dict[str, Decimal] = field(default_factory=dict)
+    rows: list[int] = field(default_factory=list)
+    section: dict[str, Decimal] = field(default_factory=dict)
+    section_rows: list[int] = field(default_factory=list)
+
+    def add(self, number: int, amounts: dict[str, Decimal]) -> None:
+        for name, amount in amounts.items():
+            self.total[name] = self.total.get(name, Decimal(0)) + amount
+            self.section[name] = self.section.get(name, Decimal(0)) + amount
+        self.rows.append(number)
+        self.section_rows.append(number)
+
+    def new_section(self) -> None:
+        self.section, self.section_rows = {}, []
+
+    def equal(self, amounts: dict[str, Decimal]) -> list[int] | None:
+        """The rows whose sums the amounts equal (two or more of them), or None."""
+        for sums, rows in ((self.section, self.section_rows), (self.total, self.rows)):
+            if len(rows) >= 2 and all(sums.get(n) == a for n, a in amounts.items()):
+                return rows
+        return None
 
 
 @dataclass
@@ -57,20 +127,34 @@ class Plan:
     # event id → entry; insertion order is the ledger's order.
     entries: dict[str, Entry] = field(default_factory=dict)
     column_of: dict[str, str] = field(default_factory=dict)  # field → the ledger's header
+    columns: dict[str, Column] = field(default_factory=dict)  # field → its column
     ref_column: str | None = None  # the ledger's reference column, if it has one
     id_column: str | None = None
     event_type: str | None = None  # inferred from the columns (no --type, no 事件类型)
     derived_refs: int = 0  # rows whose source_ref is file name + hash of their values
     reported_defaulted: int = 0  # rows without reported_at: reported as of occurred_at
     ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the notes columns' headers
+    noted_rows: int = 0  # rows with something in a notes column
+    totals: list[SkippedTotal] = field(default_factory=list)
+    header_rows: tuple[int, ...] = ()
+    # Corrections the state stage made of changed rows (sent beside the new rows).
+    corrections: list[Entry] = field(default_factory=list)
+    compared: bool = False  # compared with what the ledger holds (stage state)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _sums: _Sums = field(default_factory=_Sums, repr=False)
 
     def to_send(self) -> list[Entry]:
-        return [entry for entry in self.entries.values() if not entry.conflict]
+        new = [e for e in self.entries.values() if not e.conflict and e.status == "new"]
+        return new + self.corrections if self.corrections else new
 
     @property
     def valid(self) -> int:
-        return len(self.to_send())
+        """Valid rows (each repeated reference once)."""
+        return sum(1 for entry in self.entries.values() if not entry.conflict)
+
+    def with_status(self, status: Status) -> list[Entry]:
+        return [e for e in self.entries.values() if not e.conflict and e.status == status]
 
 
 def plan_import(
@@ -93,9 +177,12 @@ def plan_import(
         plan.now = now
     plan.event_type = options.event_type if layout.inferred_type else None
     plan.column_of = {c.field: c.header for c in columns if c.field}
+    plan.columns = {c.field: c for c in columns if c.field}
     plan.ref_column = plan.column_of.get("source_ref")
     plan.id_column = plan.column_of.get("event_id")
-    plan.ignored = [c.header for c in columns if c.field is None and c.header]
+    plan.ignored = [c.header for c in columns if c.field is None and c.header and not c.note]
+    plan.notes = [c.header for c in columns if c.note]
+    plan.header_rows = ledger.header_rows
     tabular = ledger.format != "jsonl"
     stem = ledger_stem(ledger.path)
     pending = 0
@@ -127,11 +214,20 @@ def _plan_row(
 ) -> None:
     values: dict[str, Any] = {}
     shown: dict[str, str] = {}
+    for index, cell in enumerate(cells):
+        # The one scan every row gets: cheap, and before anything else, so that a total
+        # row with empty cells is skipped rather than refused.
+        if type(cell) is str and TOTAL_WORDS_RE.search(cell):
+            header = columns[index].header if index < len(columns) else ""
+            plan.totals.append(SkippedTotal(number, cell.strip(), header or _column_letter(index)))
+            plan._sums.new_section()
+            return
     cell_texts = tuple(display(c) for c in cells)
     for index in range(len(columns), len(cells)):
         if not blank(cells[index]):  # typed to the right of the last header
             _reject_unnamed(plan, number, index, cells[index], cell_texts)
             return
+    noted = False
     for column in columns:
         value = cells[column.index] if column.index < len(cells) else None
         if blank(value):
@@ -140,6 +236,7 @@ def _plan_row(
             if not column.header:
                 _reject_unnamed(plan, number, column.index, value, cell_texts)
                 return
+            noted = noted or column.note
             continue
         try:
             values[column.field] = convert(BY_FIELD[column.field], value, column.scale)
@@ -154,7 +251,45 @@ def _plan_row(
             )
             return
         shown[column.field] = display(value)
+    if noted:
+        plan.noted_rows += 1
+    if _is_sum_row(plan, number, values, shown):
+        return
     _judge(plan, number, values, plan.column_of, shown, cell_texts, options, stem)
+
+
+def _is_sum_row(plan: Plan, number: int, values: dict[str, Any], shown: dict[str, str]) -> bool:
+    """Whether a row is a total without the word for it: zone-wide (or without a
+    subdistrict) and every amount equal to the sum of the rows above. Other rows are added
+    to the sums."""
+    amounts: dict[str, Decimal] = {}
+    for name in AMOUNT_FIELDS:
+        if name in values:
+            try:
+                amounts[name] = Decimal(str(values[name]))
+            except InvalidOperation:
+                continue
+    if not amounts:
+        return False
+    district = values.get("district")
+    if district is None or (isinstance(district, str) and district_code(district) is District.ZONE):
+        rows = plan._sums.equal(amounts)
+        if rows is not None:
+            where = "全区" if district is not None else "no subdistrict"
+            summed = ", ".join(
+                f"{plan.column_of.get(n, n)} {shown.get(n, values[n])}" for n in amounts
+            )
+            plan.totals.append(
+                SkippedTotal(
+                    number,
+                    f"{where}, {summed} = the sum of rows {rows[0]}–{rows[-1]}",
+                    "",
+                )
+            )
+            plan._sums.new_section()
+            return True
+    plan._sums.add(number, amounts)
+    return False
 
 
 def _reject_unnamed(
@@ -328,6 +463,11 @@ def _judge(
         if not column and name == "department" and options.department:
             column = "--department"
         value = shown.get(name) or shown.get(name.partition(".")[0], "")
+        if name in plan.columns and value:
+            # Said in the column's own unit, quoting the cell (万㎡, 米 …).
+            outcome = in_column_units(
+                outcome, column=plan.columns[name], cell=value, model=spec.by_type[str(event_type)]
+            )
         _reject_row(plan, number, outcome, column=column, value=value, cells=cells)
         return
     key = str(outcome.event_id)
@@ -335,7 +475,14 @@ def _judge(
     if entry is None:
         # A copy: orjson's result keeps its 4 KiB buffer, 10x the event, for 100k rows.
         compact = memoryview(raw).tobytes()
-        plan.entries[key] = Entry(number, outcome.event_type_name, compact, "\x1f".join(cells))
+        plan.entries[key] = Entry(
+            number,
+            outcome.event_type_name,
+            compact,
+            "\x1f".join(cells),
+            department=outcome.department,
+            event_id=key,
+        )
         return
     first = decode(BY_EVENT_TYPE[entry.event_type], entry.raw, now=plan.now)
     identical = first == outcome

@@ -91,9 +91,18 @@ def describe(console: Console, ledger: Ledger) -> None:
         parts.append(f"sheet {ledger.sheet!r}")
     if ledger.encoding:
         parts.append(f"encoding {ENCODING_NAMES.get(ledger.encoding, ledger.encoding)}")
-    if ledger.header_row:
+    if len(ledger.header_rows) > 1:
+        first, second = ledger.header_rows
+        parts.append(f"two-row header on rows {first}–{second}, read as one")
+    elif ledger.header_row:
         parts.append(f"header on row {ledger.header_row}")
     console.print(", ".join(parts))
+
+
+def rows_list(rows: Sequence[int], limit: int = 20) -> str:
+    """Row numbers for the summary: 9, 15, 22 … (and N more)."""
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return shown + (f" … and {len(rows) - limit:,} more" if len(rows) > limit else "")
 
 
 def summary(console: Console, request: ImportRequest, plan: Plan, report: ImportReport) -> None:
@@ -111,6 +120,17 @@ def summary(console: Console, request: ImportRequest, plan: Plan, report: Import
     for reason, n in sorted(report.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row(f"  {reason}", f"{n:,}", "")
     table.add_row("duplicates 重复行", f"{report.duplicates:,}", "identical rows, sent once")
+    if plan.totals:
+        labels = "; ".join(
+            f"row {t.row}: {t.why}" + (f" ({t.column})" if t.column else "")
+            for t in plan.totals[:8]
+        )
+        more = f" … and {len(plan.totals) - 8:,} more" if len(plan.totals) > 8 else ""
+        table.add_row(
+            "total rows 合计行",
+            f"{len(plan.totals):,}",
+            f"skipped, never sent: {labels}{more}",
+        )
     if plan.event_type:
         table.add_row(
             "event type 事件类型", "", f"{plan.event_type} (the only type the columns fit)"
@@ -134,8 +154,22 @@ def summary(console: Console, request: ImportRequest, plan: Plan, report: Import
             f"{plan.reported_defaulted:,}",
             "rows without one: reported as of their own date (occurred_at)",
         )
+    if len(plan.header_rows) > 1:
+        first, second = plan.header_rows
+        table.add_row(
+            "header 表头",
+            "",
+            f"rows {first}–{second} read as one: {' | '.join(h for h in plan.headers if h)}",
+        )
     if plan.ignored:
         table.add_row("ignored 忽略列", "", "、".join(plan.ignored))
+    if plan.notes:
+        table.add_row(
+            "notes 备注列",
+            f"{plan.noted_rows:,}",
+            f"{'、'.join(plan.notes)}: rows with a note; not sent (no event field holds a "
+            "note), kept in the rejects file with each rejected row",
+        )
     if report.rejects_path:
         table.add_row("rejects 拒收明细", "", str(report.rejects_path))
     rate = report.rows_read / report.seconds if report.seconds else 0.0

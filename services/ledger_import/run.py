@@ -79,8 +79,10 @@ def run_import(request: ImportRequest, settings: Settings, console: Console) -> 
     options = Options(request.event_type, request.department, mapping)
     report = ImportReport(path=request.path)
     with open_ledger(request.path, sheet=request.sheet) as ledger:
-        describe(console, ledger)
-        layout = ledger_columns(ledger, options)
+        try:
+            layout = ledger_columns(ledger, options)
+        finally:  # after the header rows are settled; before a refusal of them too
+            describe(console, ledger)
         if not request.dry_run:
             try:
                 wait_for_broker(

@@ -7,7 +7,9 @@ the local stack's Kafka, in a throw-away topic namespace (no worker: the import'
 measured), ``--runs`` times; the best run counts (other checkouts share the machine).
 
 Only the CLI, the settings and ``ensure_topics`` are used, so the same file measures any
-commit of the branch (copy it into an older checkout to compare).
+commit: ``--against DIR`` runs the same command, alternately, from another checkout's tree
+(e.g. ``git archive <commit> | tar -x -C DIR``) with the same Python environment, and
+reports the best of each, so that both see the same load on a shared machine.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "import-bench")
+    parser.add_argument(
+        "--against", type=Path, help="another checkout's tree, timed alternately with this one"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = ledger(args.out / f"供热台账_{args.rows}.xlsx", args.rows)
@@ -51,24 +56,35 @@ def main() -> None:
     ensure_topics(settings)
     command = [sys.executable, "-m", "services.cli", "import", str(path)]
     command += ["--type", "heating.area_connected"]
-    times = []
+    trees = {"this tree": ROOT}
+    if args.against is not None:
+        trees["--against"] = args.against.resolve()
+    times: dict[str, list[float]] = {name: [] for name in trees}
     for run in range(1, args.runs + 1):
-        started = time.monotonic()
-        result = subprocess.run(
-            command,
-            env=settings_env(settings),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
+        for name, tree in trees.items():
+            started = time.monotonic()
+            result = subprocess.run(
+                command,
+                # The child imports the tree it runs in (its working directory comes first
+                # on sys.path, before the editable install).
+                env=settings_env(settings),
+                cwd=tree,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            seconds = time.monotonic() - started
+            if result.returncode not in (0, 2):
+                sys.exit(f"import failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            times[name].append(seconds)
+            rate = args.rows / seconds
+            print(f"run {run} {name}: {seconds:.2f} s ({rate:,.0f} rows/s)", flush=True)
+    for name, found in times.items():
+        best = min(found)
+        print(
+            f"best of {args.runs}, {name} ({trees[name]}): {best:.2f} s, "
+            f"{args.rows / best:,.0f} rows/s ({path.name})"
         )
-        seconds = time.monotonic() - started
-        if result.returncode not in (0, 2):
-            sys.exit(f"import failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        times.append(seconds)
-        print(f"run {run}: {seconds:.2f} s ({args.rows / seconds:,.0f} rows/s)", flush=True)
-    best = min(times)
-    print(f"best of {args.runs}: {best:.2f} s, {args.rows / best:,.0f} rows/s ({path.name})")
 
 
 if __name__ == "__main__":

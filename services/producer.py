@@ -1,7 +1,9 @@
 """The only module that imports kafka-python: sending events, creating topics, probing
 the broker.
 
-Topics: ``city.<family>.v1`` from :mod:`schemas.topics` (plus ``CITYSTREAM_TOPIC_NAMESPACE``).
+Topics: ``city.<family>.v1``, ``city.deadletter.v1`` and each department's
+``city.receipts.<department>.v1`` from :mod:`schemas.topics` (plus
+``CITYSTREAM_TOPIC_NAMESPACE``).
 Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_PRODUCER_TIMEOUT_S``.
 """
 
@@ -20,8 +22,8 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from schemas.envelope import Envelope
-from schemas.topics import ALL, BY_EVENT_TYPE, DEADLETTER_TOPIC
+from schemas.envelope import DEPARTMENTS, Envelope
+from schemas.topics import ALL, BY_EVENT_TYPE, DEADLETTER_TOPIC, receipts_topic
 from services.settings import Settings
 
 log = logging.getLogger("citystream.producer")
@@ -147,6 +149,14 @@ TOPIC_CONFIGS = {
     "retention.bytes": "-1",
     "message.timestamp.type": "LogAppendTime",
 }
+# A department's receipts (schemas/receipts.py): one partition, because a mark must follow
+# the receipts it vouches for; compacted, because a receipt published again (a worker
+# crashed before its receipts were acknowledged) repeats its key. Nothing else is ever
+# removed: every key is one record's position, so the topic keeps every receipt.
+RECEIPT_TOPIC_CONFIGS = {
+    "cleanup.policy": "compact",
+    "message.timestamp.type": "LogAppendTime",
+}
 # Set on topics that exist already (made before it was, or changed since); retention is
 # left as the operator set it (`audit replay` warns when it is not unlimited).
 ENFORCED_CONFIGS = ("message.timestamp.type",)
@@ -188,6 +198,8 @@ def _ensure_topics(settings: Settings) -> TopicsReport:
         existing = set(admin.list_topics())
         wanted = [settings.topic_name(spec.name) for spec in ALL]
         wanted.append(settings.topic_name(DEADLETTER_TOPIC))
+        receipts = {settings.topic_name(receipts_topic(d)) for d in DEPARTMENTS}
+        wanted.extend(sorted(receipts))
         created = []
         for name in wanted:
             if name in existing:
@@ -197,9 +209,11 @@ def _ensure_topics(settings: Settings) -> TopicsReport:
                     [
                         NewTopic(
                             name,
-                            num_partitions=settings.topic_partitions,
+                            num_partitions=1 if name in receipts else settings.topic_partitions,
                             replication_factor=settings.topic_replication_factor,
-                            topic_configs=dict(TOPIC_CONFIGS),
+                            topic_configs=dict(
+                                RECEIPT_TOPIC_CONFIGS if name in receipts else TOPIC_CONFIGS
+                            ),
                         )
                     ],
                 )

@@ -10,7 +10,8 @@ from schemas.validation import Rejection
 # Exit codes of `citystream import`.
 EXIT_OK = 0  # every row sent (or, with --dry-run, every row valid)
 EXIT_FAILED = 1  # file-level error: unreadable, unknown columns, Kafka unreachable
-EXIT_REJECTED = 2  # some rows rejected; the valid ones were sent
+EXIT_REJECTED = 2  # some rows rejected (by the import, or with --wait by the worker)
+EXIT_UNCONFIRMED = 3  # --wait: some rows sent had no receipt from the worker in time
 
 REJECTS_COLUMNS = ("row", "column", "value", "reason", "rule", "message_zh", "message_en")
 

@@ -90,28 +90,52 @@ AMOUNT_FIELDS: tuple[str, ...] = tuple(BASE_UNIT_LABELS)
 
 @dataclass
 class _Sums:
-    """Running sums of every amount column, for the zone-wide row that equals them."""
+    """The amounts of the rows so far, for a zone-wide row that equals their sum. Each row
+    costs one append; the sums are brought up to date only when a total row or a zone-wide
+    row asks (rarely), each amount converted once."""
 
-    total: dict[str, Decimal] = field(default_factory=dict)
+    fields: tuple[str, ...] = ()
     rows: list[int] = field(default_factory=list)
-    section: dict[str, Decimal] = field(default_factory=dict)
-    section_rows: list[int] = field(default_factory=list)
+    amounts: list[tuple[Any, ...]] = field(default_factory=list)
+    section: int = 0  # index of the first row after the last total row
+    _summed: int = 0  # rows in _total
+    _total: dict[str, Decimal] = field(default_factory=dict)
+    _before_section: dict[str, Decimal] = field(default_factory=dict)
 
-    def add(self, number: int, amounts: dict[str, Decimal]) -> None:
-        for name, amount in amounts.items():
-            self.total[name] = self.total.get(name, Decimal(0)) + amount
-            self.section[name] = self.section.get(name, Decimal(0)) + amount
+    def add(self, number: int, amounts: tuple[Any, ...]) -> None:
         self.rows.append(number)
-        self.section_rows.append(number)
+        self.amounts.append(amounts)
+
+    def _up_to_date(self) -> dict[str, Decimal]:
+        total = self._total
+        for values in self.amounts[self._summed :]:
+            for name, value in zip(self.fields, values, strict=True):
+                if value is None:
+                    continue
+                try:
+                    total[name] = total.get(name, Decimal(0)) + Decimal(str(value))
+                except InvalidOperation:
+                    continue
+        self._summed = len(self.amounts)
+        return total
 
     def new_section(self) -> None:
-        self.section, self.section_rows = {}, []
+        self._before_section = dict(self._up_to_date())
+        self.section = len(self.rows)
 
-    def equal(self, amounts: dict[str, Decimal]) -> list[int] | None:
-        """The rows whose sums the amounts equal (two or more of them), or None."""
-        for sums, rows in ((self.section, self.section_rows), (self.total, self.rows)):
-            if len(rows) >= 2 and all(sums.get(n) == a for n, a in amounts.items()):
-                return rows
+    def equal(self, amounts: dict[str, Decimal]) -> tuple[int, int] | None:
+        """(first, last) row of the rows whose sums the amounts equal (two or more rows:
+        those since the last total row, or all), or None."""
+        total = self._up_to_date()
+        for first, before in ((self.section, self._before_section), (0, {})):
+            if len(self.rows) - first < 2:
+                continue
+            zero = Decimal(0)
+            if all(
+                total.get(name, zero) - before.get(name, zero) == amount
+                for name, amount in amounts.items()
+            ):
+                return self.rows[first], self.rows[-1]
         return None
 
 
@@ -183,6 +207,7 @@ def plan_import(
     plan.ignored = [c.header for c in columns if c.field is None and c.header and not c.note]
     plan.notes = [c.header for c in columns if c.note]
     plan.header_rows = ledger.header_rows
+    plan._sums.fields = tuple(name for name in AMOUNT_FIELDS if name in plan.columns)
     tabular = ledger.format != "jsonl"
     stem = ledger_stem(ledger.path)
     pending = 0
@@ -262,18 +287,19 @@ def _is_sum_row(plan: Plan, number: int, values: dict[str, Any], shown: dict[str
     """Whether a row is a total without the word for it: zone-wide (or without a
     subdistrict) and every amount equal to the sum of the rows above. Other rows are added
     to the sums."""
-    amounts: dict[str, Decimal] = {}
-    for name in AMOUNT_FIELDS:
-        if name in values:
-            try:
-                amounts[name] = Decimal(str(values[name]))
-            except InvalidOperation:
-                continue
-    if not amounts:
+    sums = plan._sums
+    if not sums.fields:
         return False
     district = values.get("district")
     if district is None or (isinstance(district, str) and district_code(district) is District.ZONE):
-        rows = plan._sums.equal(amounts)
+        amounts: dict[str, Decimal] = {}
+        for name in sums.fields:
+            if name in values:
+                try:
+                    amounts[name] = Decimal(str(values[name]))
+                except InvalidOperation:
+                    continue
+        rows = sums.equal(amounts) if amounts else None
         if rows is not None:
             where = "全区" if district is not None else "no subdistrict"
             summed = ", ".join(
@@ -282,13 +308,15 @@ def _is_sum_row(plan: Plan, number: int, values: dict[str, Any], shown: dict[str
             plan.totals.append(
                 SkippedTotal(
                     number,
-                    f"{where}, {summed} = the sum of rows {rows[0]}–{rows[-1]}",
+                    f"{where}, {summed} = the sum of rows {rows[0]}–{rows[1]}",
                     "",
                 )
             )
-            plan._sums.new_section()
+            sums.new_section()
             return True
-    plan._sums.add(number, amounts)
+    found = tuple(values.get(name) for name in sums.fields)
+    if found.count(None) < len(found):
+        sums.add(number, found)
     return False
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,6 +30,17 @@ from services.ledger_import.plan import Plan
 
 if TYPE_CHECKING:
     from services.ledger_import.run import ImportReport, ImportRequest
+    from services.ledger_import.wait import RowOutcome
+
+# With --wait, every row's outcome is printed up to this many rows; beyond, the rows that
+# were not stored (and `citystream receipts --out` has every one).
+OUTCOME_LINES = 200
+OUTCOME_NAMES = {
+    "stored": "stored 已入账",
+    "duplicate": "already in the ledger 已在台账",
+    "refused": "refused 被拒收",
+    "pending": "no receipt yet 未回执",
+}
 
 
 def default_rejects_path(path: Path) -> Path:
@@ -120,6 +132,41 @@ def summary(console: Console, request: ImportRequest, plan: Plan, report: Import
     for reason, n in sorted(report.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row(f"  {reason}", f"{n:,}", "")
     table.add_row("duplicates 重复行", f"{report.duplicates:,}", "identical rows, sent once")
+    if plan.compared:
+        unchanged = len(plan.with_status("unchanged"))
+        table.add_row(
+            "already imported 已导入",
+            f"{unchanged:,}",
+            "the ledger holds these rows as they are: not sent again",
+        )
+        changed = plan.with_status("changed")
+        if plan.corrections:
+            rows = sorted({c.row for c in plan.corrections})
+            table.add_row(
+                "corrections 更正",
+                f"{len(plan.corrections):,}",
+                f"changed rows sent as corrections of the difference (rows {rows_list(rows)}; "
+                f"approved by {request.approved_by}: {request.reason})",
+            )
+        refused = [e.row for e in changed if e.row not in {c.row for c in plan.corrections}]
+        if refused:
+            table.add_row(
+                "changed 已改动",
+                f"{len(refused):,}",
+                f"rows {rows_list(refused)} differ from the ledger: refused, see the rejects file",
+            )
+    elif request.dry_run:
+        table.add_row("ledger 台账", "", "dry run: not compared with what the ledger holds")
+    if report.outcomes:
+        counts = report.by_outcome
+        table.add_row(
+            "receipts 回执",
+            f"{len(report.outcomes):,}",
+            ", ".join(
+                f"{OUTCOME_NAMES[name]} {counts[name]:,}" for name in OUTCOME_NAMES if counts[name]
+            )
+            + f" (waited {report.waited_s:.1f} s)",
+        )
     if plan.totals:
         labels = "; ".join(
             f"row {t.row}: {t.why}" + (f" ({t.column})" if t.column else "")
@@ -175,3 +222,33 @@ def summary(console: Console, request: ImportRequest, plan: Plan, report: Import
     rate = report.rows_read / report.seconds if report.seconds else 0.0
     table.add_row("time 用时", f"{report.seconds:.1f} s", f"{rate:,.0f} rows/s")
     console.print(table)
+
+
+def print_outcomes(console: Console, outcomes: Sequence[RowOutcome]) -> None:
+    """--wait: the worker's verdict on each row sent (each row when there are few, else the
+    rows not stored)."""
+    shown = (
+        list(outcomes)
+        if len(outcomes) <= OUTCOME_LINES
+        else [o for o in outcomes if o.outcome != "stored"][:OUTCOME_LINES]
+    )
+    title = "回执 Receipts: what the worker did with each row sent"
+    if len(shown) < len(outcomes):
+        title += f" (the {len(shown):,} not stored of {len(outcomes):,}; the others are stored)"
+    table = Table(title=title, title_justify="left")
+    for name in ("row", "reference", "event type", "outcome", "reason", "message"):
+        table.add_column(name, overflow="fold")
+    for o in shown:
+        style = {"refused": "red", "pending": "yellow"}.get(o.outcome, "")
+        table.add_row(
+            str(o.row),
+            escape(o.ref),
+            o.event_type,
+            f"[{style}]{OUTCOME_NAMES.get(o.outcome, o.outcome)}[/]"
+            if style
+            else OUTCOME_NAMES.get(o.outcome, o.outcome),
+            o.reason,
+            escape(o.message),
+        )
+    if shown:
+        console.print(table)

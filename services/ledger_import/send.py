@@ -1,4 +1,4 @@
-"""Stage 5, send: the planned events through the producer (``acks=all``), in batches, every
+"""Stage 6, send: the planned events through the producer (``acks=all``), in batches, every
 acknowledgement checked; a row Kafka did not take is reported by number, never dropped.
 """
 
@@ -82,6 +82,10 @@ def send_plan(
         for entry, future in futures:
             if getattr(future, "is_done", True) and not future.failed():
                 sent += 1
+                # Where Kafka put it: what the receipt of it will name (--wait).
+                meta = getattr(future, "value", None)
+                if meta is not None:
+                    entry.position = (meta.topic, meta.partition, meta.offset)
             else:
                 reason = future.exception if future.is_done else "no acknowledgement in time"
                 failed.append(_delivery_failure(entry, str(reason)))

@@ -1,0 +1,285 @@
+"""A department reads its receipts: what the worker decided about each record it sent.
+
+Reads ``city.receipts.<department>.v1`` (plus ``CITYSTREAM_TOPIC_NAMESPACE``; format in
+:mod:`schemas.receipts`) with kafka-python, group-less (nothing committed, any number of
+readers). A department needs nothing but its own Kafka credentials for it: no database,
+nothing of another department (the topic is per department so that it can be ACL'd so).
+
+Three uses:
+
+- :meth:`ReceiptReader.wait`: the outcome of records just sent, by their Kafka positions
+  (``citystream import --wait``, ``emit --wait``);
+- :meth:`ReceiptReader.since`: every receipt from a moment on (``citystream receipts``);
+- :meth:`ReceiptReader.ledger`: what the ledger holds of some of the department's events
+  (their stored JSON, the corrections applied to them, the correction references used):
+  how the ledger import tells an unchanged row from a changed one.
+
+``rebuild`` (operators, with database access) publishes a department's receipts again
+from PostgreSQL: for a ledger older than receipts, or a receipts topic lost.
+
+Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_TOPIC_NAMESPACE``,
+``CITYSTREAM_PRODUCER_TIMEOUT_S``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from schemas.receipts import Mark, Receipt, decode_record
+from schemas.topics import receipts_topic
+from services.settings import Settings
+
+Position = tuple[str, int, int]  # topic, partition, offset (as each send returns it)
+
+
+class ReceiptsError(RuntimeError):
+    """The receipts could not be read; the message says why and what to do."""
+
+
+@dataclass
+class Outcome:
+    """What became of one record sent, as far as its receipts say."""
+
+    position: Position
+    receipt: Receipt | None = None
+    # A mark passed the record without a receipt for it: a duplicate whose receipt was
+    # lost with a worker (stored and refused receipts are re-derived; see schemas.receipts).
+    passed: bool = False
+
+    @property
+    def outcome(self) -> str:
+        if self.receipt is not None:
+            return self.receipt.outcome
+        return "duplicate" if self.passed else "pending"
+
+
+@dataclass
+class HeldEvent:
+    """What the ledger holds of one event: its JSON as stored, and the corrections of it."""
+
+    event: dict[str, Any]
+    # metric → sum of the deltas of the corrections stored for this event
+    corrected: dict[str, Decimal] = field(default_factory=dict)
+    corrections: int = 0
+
+
+@dataclass
+class LedgerView:
+    """A department's ledger as its receipts show it (only the events asked for)."""
+
+    events: dict[str, HeldEvent] = field(default_factory=dict)
+    # source_ref of every correction the ledger holds for the department (their identity)
+    correction_refs: set[str] = field(default_factory=set)
+    receipts_read: int = 0
+
+
+class ReceiptReader:
+    """A group-less consumer of one department's receipts topic; a context manager."""
+
+    def __init__(self, settings: Settings, department: str) -> None:
+        self.topic = settings.topic_name(receipts_topic(department))
+        self.department = department
+        timeout_ms = int(settings.producer_timeout_s * 1000)
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                client_id=f"citystream-receipts-{department}",
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+                fetch_max_bytes=64 * 1024 * 1024,
+                request_timeout_ms=timeout_ms + 5_000,
+                bootstrap_timeout_ms=timeout_ms,
+            )
+        except KafkaError as exc:
+            raise ReceiptsError(
+                f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc}): start the local "
+                "stack with 'citystream stack up' or set CITYSTREAM_KAFKA_BOOTSTRAP"
+            ) from exc
+        try:
+            partitions = self._consumer.partitions_for_topic(self.topic)
+        except KafkaError as exc:
+            self._consumer.close()
+            raise ReceiptsError(f"reading the receipts topic {self.topic} failed: {exc}") from exc
+        if not partitions:
+            self._consumer.close()
+            raise ReceiptsError(
+                f"Kafka has no receipts topic {self.topic}; create it with 'citystream topics'"
+            )
+        self._tp = TopicPartition(self.topic, min(partitions))
+        self._consumer.assign([self._tp])
+
+    def __enter__(self) -> ReceiptReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def has_topic(self, topic: str) -> bool:
+        """Whether Kafka has ``topic`` (full name): asked on this reader's connection, whose
+        metadata is already fetched (a new client waits ~0.1 s for its first)."""
+        try:
+            return bool(self._consumer.partitions_for_topic(topic))
+        except KafkaError as exc:
+            raise ReceiptsError(f"asking Kafka for topic {topic} failed: {exc}") from exc
+
+    def end(self) -> int:
+        """The offset the next receipt will get: read from here to see only later ones."""
+        return int(self._consumer.end_offsets([self._tp])[self._tp])
+
+    def _records(
+        self, start: int, stop: int | None, *, until: float | None = None
+    ) -> Iterator[tuple[list[Receipt] | Mark, int]]:
+        """Decoded records from ``start`` to ``stop`` (exclusive; None: keep reading until
+        the monotonic deadline ``until``), each with its offset."""
+        self._consumer.seek(self._tp, start)
+        position = start
+        while stop is None or position < stop:
+            if until is not None and time.monotonic() > until:
+                return
+            try:
+                polled = self._consumer.poll(timeout_ms=200)
+            except KafkaError as exc:
+                raise ReceiptsError(f"reading {self.topic} failed: {exc}") from exc
+            for message in polled.get(self._tp, ()):
+                if stop is not None and message.offset >= stop:
+                    return
+                position = message.offset + 1
+                decoded = decode_record(message.value, message.timestamp)
+                if decoded is not None:
+                    yield decoded, message.offset
+            if not polled:
+                position = max(position, self._consumer.position(self._tp))
+                if stop is not None and position >= stop:
+                    return
+                if stop is None and until is None:
+                    return
+
+    def wait(
+        self,
+        positions: Collection[Position],
+        *,
+        start: int,
+        timeout_s: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[Position, Outcome]:
+        """The outcome of each record at ``positions``, reading receipts from ``start`` (the
+        receipts topic's end before they were sent) until every one is known or
+        ``timeout_s`` passed (those are left ``pending``)."""
+        outcomes = {p: Outcome(p) for p in positions}
+        waiting: dict[tuple[str, int], set[int]] = {}
+        for topic, partition, offset in outcomes:
+            waiting.setdefault((topic, partition), set()).add(offset)
+        left = len(outcomes)
+        deadline = time.monotonic() + timeout_s
+        for decoded, _ in self._records(start, None, until=deadline):
+            settled = 0
+            if isinstance(decoded, Mark):
+                offsets = waiting.get((decoded.topic, decoded.partition))
+                for offset in [o for o in offsets or () if o < decoded.next_offset]:
+                    outcomes[(decoded.topic, decoded.partition, offset)].passed = True
+                    offsets.discard(offset)  # type: ignore[union-attr]
+                    settled += 1
+            else:
+                for receipt in decoded:
+                    offsets = waiting.get((receipt.topic, receipt.partition))
+                    if offsets is not None and receipt.offset in offsets:
+                        outcomes[receipt.position].receipt = receipt
+                        offsets.discard(receipt.offset)
+                        settled += 1
+            if settled:
+                left -= settled
+                if progress:
+                    progress(settled)
+            if left <= 0:
+                break
+        return outcomes
+
+    def since(self, moment: datetime | None, until: datetime | None = None) -> list[Receipt]:
+        """Every receipt the worker published from ``moment`` (its broker time) on, up to
+        ``until``, the last copy of each (a receipt published again replaces itself)."""
+        start = 0
+        if moment is not None:
+            found = self._consumer.offsets_for_times({self._tp: int(moment.timestamp() * 1000)})
+            start = self.end() if found.get(self._tp) is None else int(found[self._tp].offset)
+        stop = self.end()
+        if until is not None:
+            found = self._consumer.offsets_for_times({self._tp: int(until.timestamp() * 1000) + 1})
+            stop = stop if found.get(self._tp) is None else int(found[self._tp].offset)
+        latest: dict[tuple[str, int, int, int], Receipt] = {}
+        for decoded, _ in self._records(start, stop):
+            if isinstance(decoded, Mark):
+                continue
+            for receipt in decoded:
+                key = (receipt.topic, receipt.incarnation, receipt.partition, receipt.offset)
+                latest[key] = receipt
+        return sorted(
+            latest.values(),
+            key=lambda r: (r.judged_at or datetime.min, r.topic, r.partition, r.offset),
+        )
+
+    def ledger(self, event_ids: Collection[str]) -> LedgerView:
+        """What the ledger holds of the events ``event_ids``: the stored JSON of each, the
+        corrections stored for them; and every correction reference of the department.
+        Reads the whole topic (a department's history); only what is asked for is kept."""
+        wanted = set(event_ids)
+        view = LedgerView()
+        stop = self.end()
+        if stop == 0:
+            return view
+        seen: set[tuple[str, int, int, int]] = set()
+        for decoded, _ in self._records(0, stop):
+            if isinstance(decoded, Mark):
+                continue
+            for receipt in decoded:
+                view.receipts_read += 1
+                if receipt.outcome == "refused" or receipt.event is None:
+                    continue
+                event = receipt.event
+                corrects = event.get("corrects")
+                if isinstance(corrects, str):
+                    if isinstance(receipt.source_ref, str):
+                        view.correction_refs.add(receipt.source_ref)
+                    if corrects not in wanted or receipt.outcome != "stored":
+                        continue
+                    key = (receipt.topic, receipt.incarnation, receipt.partition, receipt.offset)
+                    if key in seen:
+                        continue  # the same receipt published again
+                    seen.add(key)
+                    held = view.events.get(corrects)
+                    if held is None:
+                        # The original's receipt comes first on the topic (it was written
+                        # first); without it the correction is noted for when it comes.
+                        held = view.events[corrects] = HeldEvent({})
+                    _add_delta(held, event)
+                elif receipt.event_id in wanted:
+                    held = view.events.get(receipt.event_id)
+                    if held is None:
+                        view.events[receipt.event_id] = HeldEvent(event)
+                    elif not held.event:
+                        held.event = event
+        view.events = {k: v for k, v in view.events.items() if v.event}
+        return view
+
+
+def _add_delta(held: HeldEvent, correction: dict[str, Any]) -> None:
+    metric, delta = correction.get("metric"), correction.get("delta")
+    if not isinstance(metric, str):
+        return
+    try:
+        amount = Decimal(str(delta))
+    except InvalidOperation:
+        return
+    held.corrected[metric] = held.corrected.get(metric, Decimal(0)) + amount
+    held.corrections += 1

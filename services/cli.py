@@ -228,7 +228,7 @@ def emit(
     receipt = found.receipt
     if receipt is not None and receipt.outcome == "refused":
         err_console.print(
-            f"[bold red]refused by the worker:[/] {escape(receipt.message)} [{receipt.reason}]",
+            f"[bold red]refused by the worker:[/] {escape(f'{receipt.message} [{receipt.reason}]')}",
             soft_wrap=True,
         )
         sys.exit(2)

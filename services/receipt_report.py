@@ -93,11 +93,13 @@ def list_receipts(
     when = f"since {since.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M} (UTC+8)"
     if until is not None:
         when += f" until {until.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}"
-    table = Table(
-        title=f"回执 Receipts of {department} {when}: "
+    console.print(
+        f"回执 Receipts of {department} {when}: "
         + ", ".join(f"{name} {counts[name]:,}" for name in ("stored", "duplicate", "refused")),
-        title_justify="left",
+        soft_wrap=True,
+        highlight=False,
     )
+    table = Table()
     for name in ("judged (UTC+8)", "position", "outcome", "event", "reference", "reason"):
         table.add_column(name, overflow="fold")
     table.add_column("message", overflow="fold", max_width=60)
@@ -112,7 +114,8 @@ def list_receipts(
             receipt.reason or "",
             escape(receipt.message),
         )
-    console.print(table)
+    if found:
+        console.print(table)
     if len(found) > TABLE_LINES:
         console.print(f"(the last {TABLE_LINES} of {len(found):,}; --out FILE has every one)")
     if out is not None:

@@ -182,6 +182,8 @@ class ReceiptReader:
         for topic, partition, offset in outcomes:
             waiting.setdefault((topic, partition), set()).add(offset)
         left = len(outcomes)
+        if not left:
+            return outcomes
         deadline = time.monotonic() + timeout_s
         for decoded, _ in self._records(start, None, until=deadline):
             settled = 0

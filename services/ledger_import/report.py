@@ -117,7 +117,24 @@ def rows_list(rows: Sequence[int], limit: int = 20) -> str:
     return shown + (f" … and {len(rows) - limit:,} more" if len(rows) > limit else "")
 
 
+# Total rows listed one per line above the summary, at most.
+TOTAL_LINES = 50
+
+
+def print_totals(console: Console, plan: Plan) -> None:
+    """One line per total row skipped: its number and the cell (or sum) that decided."""
+    for total in plan.totals[:TOTAL_LINES]:
+        where = f" ({escape(total.column)})" if total.column else ""
+        console.print(
+            f"row {total.row}: total row skipped 合计行已跳过 — {escape(total.why)}{where}",
+            highlight=False,
+        )
+    if len(plan.totals) > TOTAL_LINES:
+        console.print(f"… and {len(plan.totals) - TOTAL_LINES:,} more total rows skipped")
+
+
 def summary(console: Console, request: ImportRequest, plan: Plan, report: ImportReport) -> None:
+    print_totals(console, plan)
     table = Table(title="导入结果 Import summary", show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -168,15 +185,10 @@ def summary(console: Console, request: ImportRequest, plan: Plan, report: Import
             + f" (waited {report.waited_s:.1f} s)",
         )
     if plan.totals:
-        labels = "; ".join(
-            f"row {t.row}: {t.why}" + (f" ({t.column})" if t.column else "")
-            for t in plan.totals[:8]
-        )
-        more = f" … and {len(plan.totals) - 8:,} more" if len(plan.totals) > 8 else ""
         table.add_row(
             "total rows 合计行",
             f"{len(plan.totals):,}",
-            f"skipped, never sent: {labels}{more}",
+            f"skipped, never sent: rows {rows_list([t.row for t in plan.totals])} (listed above)",
         )
     if plan.event_type:
         table.add_row(

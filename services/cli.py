@@ -227,10 +227,8 @@ def emit(
         sys.exit(3)
     receipt = found.receipt
     if receipt is not None and receipt.outcome == "refused":
-        err_console.print(
-            f"[bold red]refused by the worker:[/] {escape(f'{receipt.message} [{receipt.reason}]')}",
-            soft_wrap=True,
-        )
+        why = escape(f"{receipt.message} [{receipt.reason}]")
+        err_console.print(f"[bold red]refused by the worker:[/] {why}", soft_wrap=True)
         sys.exit(2)
     what = (
         "stored in the ledger 已入账"

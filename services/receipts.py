@@ -24,7 +24,7 @@ Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_TOPIC_NAMESPACE``,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -177,36 +177,17 @@ class ReceiptReader:
         """The outcome of each record at ``positions``, reading receipts from ``start`` (the
         receipts topic's end before they were sent) until every one is known or
         ``timeout_s`` passed (those are left ``pending``)."""
-        outcomes = {p: Outcome(p) for p in positions}
-        waiting: dict[tuple[str, int], set[int]] = {}
-        for topic, partition, offset in outcomes:
-            waiting.setdefault((topic, partition), set()).add(offset)
-        left = len(outcomes)
-        if not left:
-            return outcomes
+        waiting = Waiting(positions)
+        if waiting.done:
+            return waiting.outcomes
         deadline = time.monotonic() + timeout_s
         for decoded, _ in self._records(start, None, until=deadline):
-            settled = 0
-            if isinstance(decoded, Mark):
-                offsets = waiting.get((decoded.topic, decoded.partition))
-                for offset in [o for o in offsets or () if o < decoded.next_offset]:
-                    outcomes[(decoded.topic, decoded.partition, offset)].passed = True
-                    offsets.discard(offset)  # type: ignore[union-attr]
-                    settled += 1
-            else:
-                for receipt in decoded:
-                    offsets = waiting.get((receipt.topic, receipt.partition))
-                    if offsets is not None and receipt.offset in offsets:
-                        outcomes[receipt.position].receipt = receipt
-                        offsets.discard(receipt.offset)
-                        settled += 1
-            if settled:
-                left -= settled
-                if progress:
-                    progress(settled)
-            if left <= 0:
+            settled = waiting.take(decoded)
+            if settled and progress:
+                progress(settled)
+            if waiting.done:
                 break
-        return outcomes
+        return waiting.outcomes
 
     def since(self, moment: datetime | None, until: datetime | None = None) -> list[Receipt]:
         """Every receipt the worker published from ``moment`` (its broker time) on, up to
@@ -235,44 +216,87 @@ class ReceiptReader:
         """What the ledger holds of the events ``event_ids``: the stored JSON of each, the
         corrections stored for them; and every correction reference of the department.
         Reads the whole topic (a department's history); only what is asked for is kept."""
-        wanted = set(event_ids)
-        view = LedgerView()
         stop = self.end()
         if stop == 0:
-            return view
-        seen: set[tuple[str, int, int, int]] = set()
-        for decoded, _ in self._records(0, stop):
-            if isinstance(decoded, Mark):
-                continue
+            return LedgerView()
+        return fold((decoded for decoded, _ in self._records(0, stop)), event_ids)
+
+
+class Waiting:
+    """Records sent, waiting for their receipts: :meth:`take` each decoded receipts record
+    in topic order."""
+
+    def __init__(self, positions: Collection[Position]) -> None:
+        self.outcomes = {p: Outcome(p) for p in positions}
+        self._open: dict[tuple[str, int], set[int]] = {}
+        for topic, partition, offset in self.outcomes:
+            self._open.setdefault((topic, partition), set()).add(offset)
+        self._left = len(self.outcomes)
+
+    @property
+    def done(self) -> bool:
+        return self._left == 0
+
+    def take(self, decoded: list[Receipt] | Mark) -> int:
+        """Settle what ``decoded`` tells; returns how many records it settled."""
+        settled = 0
+        if isinstance(decoded, Mark):
+            # Every receipt below the mark came before it: a record still open below it
+            # had none — a duplicate whose receipt died with a worker (schemas.receipts).
+            offsets = self._open.get((decoded.topic, decoded.partition))
+            for offset in [o for o in offsets or () if o < decoded.next_offset]:
+                self.outcomes[(decoded.topic, decoded.partition, offset)].passed = True
+                offsets.discard(offset)  # type: ignore[union-attr]
+                settled += 1
+        else:
             for receipt in decoded:
-                view.receipts_read += 1
-                if receipt.outcome == "refused" or receipt.event is None:
+                offsets = self._open.get((receipt.topic, receipt.partition))
+                if offsets is not None and receipt.offset in offsets:
+                    self.outcomes[receipt.position].receipt = receipt
+                    offsets.discard(receipt.offset)
+                    settled += 1
+        self._left -= settled
+        return settled
+
+
+def fold(records: Iterable[list[Receipt] | Mark], event_ids: Collection[str]) -> LedgerView:
+    """A department's receipts, in topic order, folded into what the ledger holds of the
+    events ``event_ids`` (see :meth:`ReceiptReader.ledger`)."""
+    wanted = set(event_ids)
+    view = LedgerView()
+    seen: set[tuple[str, int, int, int]] = set()
+    for decoded in records:
+        if isinstance(decoded, Mark):
+            continue
+        for receipt in decoded:
+            view.receipts_read += 1
+            if receipt.outcome == "refused" or receipt.event is None:
+                continue
+            event = receipt.event
+            corrects = event.get("corrects")
+            if isinstance(corrects, str):
+                if isinstance(receipt.source_ref, str):
+                    view.correction_refs.add(receipt.source_ref)
+                if corrects not in wanted or receipt.outcome != "stored":
                     continue
-                event = receipt.event
-                corrects = event.get("corrects")
-                if isinstance(corrects, str):
-                    if isinstance(receipt.source_ref, str):
-                        view.correction_refs.add(receipt.source_ref)
-                    if corrects not in wanted or receipt.outcome != "stored":
-                        continue
-                    key = (receipt.topic, receipt.incarnation, receipt.partition, receipt.offset)
-                    if key in seen:
-                        continue  # the same receipt published again
-                    seen.add(key)
-                    held = view.events.get(corrects)
-                    if held is None:
-                        # The original's receipt comes first on the topic (it was written
-                        # first); without it the correction is noted for when it comes.
-                        held = view.events[corrects] = HeldEvent({})
-                    _add_delta(held, event)
-                elif receipt.event_id in wanted:
-                    held = view.events.get(receipt.event_id)
-                    if held is None:
-                        view.events[receipt.event_id] = HeldEvent(event)
-                    elif not held.event:
-                        held.event = event
-        view.events = {k: v for k, v in view.events.items() if v.event}
-        return view
+                key = (receipt.topic, receipt.incarnation, receipt.partition, receipt.offset)
+                if key in seen:
+                    continue  # the same receipt published again
+                seen.add(key)
+                held = view.events.get(corrects)
+                if held is None:
+                    # The original's receipt comes first on the topic (it was stored
+                    # first); should it be missing, the correction waits for it here.
+                    held = view.events[corrects] = HeldEvent({})
+                _add_delta(held, event)
+            elif receipt.event_id in wanted:
+                held = view.events.get(receipt.event_id)
+                if held is None:
+                    view.events[receipt.event_id] = HeldEvent(event)
+                elif not held.event:
+                    held.event = event
+    view.events = {k: v for k, v in view.events.items() if v.event}
+    return view
 
 
 def _add_delta(held: HeldEvent, correction: dict[str, Any]) -> None:

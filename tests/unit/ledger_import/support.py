@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,26 @@ from schemas.topics import BY_EVENT_TYPE
 from schemas.validation import decode
 from services import ledger_import as li
 
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = ROOT / "seeds" / "samples"
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+CST = timezone(timedelta(hours=8))
+HEAT = li.Options(event_type="heating.area_connected")
+HEAT_HEADERS = ["台账编号", "项目名称", "所属街道", "完成日期", "面积（㎡）"]
 
 
-def write_csv(path: Path, rows: Sequence[Sequence[Any]], *, encoding: str = "utf-8") -> Path:
+def write_rows(path: Path, rows: Sequence[Sequence[Any]], *, encoding: str = "utf-8") -> Path:
+    """A CSV ledger, every row as given (the header rows too)."""
     with path.open("w", encoding=encoding, newline="") as fh:
         csv.writer(fh).writerows(rows)
     return path
+
+
+def write_csv(
+    path: Path, headers: Sequence[str], rows: Sequence[Sequence[Any]], *, encoding: str = "utf-8"
+) -> Path:
+    """A CSV ledger: one header row, then the rows."""
+    return write_rows(path, [headers, *rows], encoding=encoding)
 
 
 def write_xlsx(
@@ -40,7 +53,7 @@ def write_xlsx(
     return path
 
 
-def plan_of(path: Path, options: li.Options, **kw: Any) -> li.Plan:
+def plan_of(path: Path, options: li.Options = HEAT, **kw: Any) -> li.Plan:
     with li.open_ledger(path, sheet=kw.pop("sheet", None)) as ledger:
         return li.plan_import(ledger, options, now=NOW, **kw)
 
@@ -52,3 +65,7 @@ def events_of(plan: li.Plan) -> list[Envelope]:
         assert isinstance(event, Envelope)
         out.append(event)
     return out
+
+
+def reasons(plan: li.Plan) -> list[tuple[int, str, str]]:
+    return [(r.row, r.column, r.reason) for r in plan.rejected]

@@ -5,6 +5,7 @@ unit. No socket."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,10 +13,20 @@ from pathlib import Path
 import pytest
 
 from schemas.districts import LABELS, SUBDISTRICTS
+from schemas.envelope import ledger_event_id
+from schemas.fields import normalise_text
 from services import ledger_import as li
-from tests.unit.ledger_import.support import events_of, plan_of, write_csv, write_xlsx
+from tests.unit.ledger_import.support import (
+    HEAT,
+    HEAT_HEADERS,
+    events_of,
+    plan_of,
+    reasons,
+    write_csv,
+    write_rows,
+    write_xlsx,
+)
 
-HEAT = li.Options("heating.area_connected")
 HEADER = ["序号", "台账编号", "项目名称", "所属街道", "入网日期", "入网面积（㎡）", "备注"]
 
 
@@ -67,7 +78,7 @@ def test_a_total_word_in_any_text_column_skips_the_row(
 ) -> None:
     total = ["", "", "", "全区", "2024-11-30", "1500", ""]
     total[column] = label
-    path = write_csv(
+    path = write_rows(
         tmp_path / "l.csv",
         [
             HEADER,
@@ -85,7 +96,7 @@ def test_a_total_word_in_any_text_column_skips_the_row(
 def test_a_zone_wide_row_equal_to_the_sum_above_is_a_total_without_the_word(
     tmp_path: Path,
 ) -> None:
-    path = write_csv(
+    path = write_rows(
         tmp_path / "l.csv",
         [
             HEADER,
@@ -107,7 +118,7 @@ def test_a_zone_wide_row_equal_to_the_sum_above_is_a_total_without_the_word(
 
 
 def test_words_that_only_look_like_totals_are_data(tmp_path: Path) -> None:
-    path = write_csv(
+    path = write_rows(
         tmp_path / "l.csv",
         [
             HEADER,
@@ -119,7 +130,7 @@ def test_words_that_only_look_like_totals_are_data(tmp_path: Path) -> None:
 
 
 def test_a_total_row_with_empty_cells_is_skipped_not_refused(tmp_path: Path) -> None:
-    path = write_csv(
+    path = write_rows(
         tmp_path / "l.csv",
         [
             HEADER,
@@ -144,7 +155,7 @@ def test_each_office_form_of_each_subdistrict_in_a_ledger(tmp_path: Path) -> Non
             rows.append([str(len(rows)), f"R{i}{j}", "项目", form.format(short), "2024-10-08", "1"])
             expected.append(district.value)
     rows.append([str(len(rows)), "R-X", "项目", "石佛/沟赵", "2024-10-08", "1"])
-    plan = plan_of(write_csv(tmp_path / "l.csv", rows), HEAT)
+    plan = plan_of(write_rows(tmp_path / "l.csv", rows), HEAT)
     assert [str(e.district) for e in events_of(plan)] == expected
     (bad,) = plan.rejected
     assert (bad.reason, bad.column, bad.value) == ("unknown_district", "所属街道", "石佛/沟赵")
@@ -172,7 +183,7 @@ def test_square_metres_typed_into_a_wan_column_are_refused_in_wan(tmp_path: Path
 
 
 def test_kilometres_typed_into_a_metre_column_are_refused_in_metres(tmp_path: Path) -> None:
-    path = write_csv(
+    path = write_rows(
         tmp_path / "管网.csv",
         [
             ["编号", "项目名称", "街道", "铺设日期", "管网长度（米）"],
@@ -194,10 +205,131 @@ def test_kilometres_typed_into_a_metre_column_are_refused_in_metres(tmp_path: Pa
 
 
 def test_a_column_without_a_unit_is_refused_in_the_fields_unit(tmp_path: Path) -> None:
-    path = write_csv(
+    path = write_rows(
         tmp_path / "l.csv",
         [HEADER[1:6], ["SF-1", "甲", "石佛", "2024-10-08", "6,500,000"]],
     )
     (why,) = plan_of(path, HEAT).rejected
     assert why.value == "6,500,000"
     assert "6,500,000 ㎡ 超过一个事件的上限 5,000,000 ㎡" in why.message_zh
+
+
+# --- validation, ids, duplicates --------------------------------------------------------------
+
+
+def test_each_rejected_row_names_row_column_value_and_reason(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "h.xlsx",
+        [
+            ["2024年供热台账"],  # a title row: the header is row 2
+            ["序号", *HEAT_HEADERS],
+            [1, "R1", "甲", "石佛", datetime(2024, 10, 8), 1200.5],
+            [],  # a blank row is skipped, and row numbers stay the sheet's
+            [2, "R2", "乙", "火星", datetime(2024, 10, 8), 100],
+            [3, "R3", "丙", "石佛", datetime(2024, 10, 8), -1],
+            [4, "R4", "丁", "石佛", datetime(2099, 1, 1), 5],
+            [5, "R5", "戊", "石佛", "明天", 5],
+            [6, "R6", "己", "石佛", datetime(2024, 10, 8), 1.005],
+        ],
+    )
+    plan = plan_of(path)
+    assert plan.rows_read == 6
+    assert reasons(plan) == [
+        (5, "所属街道", "unknown_district"),
+        (6, "面积（㎡）", "out_of_range"),
+        (7, "完成日期", "in_future"),
+        (8, "完成日期", "invalid_field"),
+        (9, "面积（㎡）", "too_precise"),
+    ]
+    values = [r.value for r in plan.rejected]
+    assert values == ["火星", "-1", "2099-01-01", "明天", "1.005"]
+    first = plan.rejected[0]
+    assert first.message_zh.startswith("所属街道：") and "火星" in first.message_zh
+    assert first.message_en.startswith("所属街道 (district): ")
+    assert first.cells == ("2", "R2", "乙", "火星", "2024-10-08", "100")
+    (event,) = events_of(plan)
+    assert event.area_m2 == Decimal("1200.5")  # type: ignore[attr-defined]
+
+
+def test_event_ids_come_from_department_and_normalised_reference(tmp_path: Path) -> None:
+    rows = [["ＧＲ-001\u200b", "甲", "石佛", "2024-10-08", "100"]]
+    plan = plan_of(write_csv(tmp_path / "a.csv", HEAT_HEADERS, rows))
+    (event,) = events_of(plan)
+    assert event.event_id == ledger_event_id("heating", normalise_text("GR-001"))
+    assert event.source_ref == "GR-001"
+    assert event.department == "heating"
+
+    # The same ledger as XLSX (typed cells, another file name) gives the same event.
+    xlsx = write_xlsx(
+        tmp_path / "b.xlsx",
+        [HEAT_HEADERS, ["GR-001", "甲", "石佛街道", datetime(2024, 10, 8), 100]],
+    )
+    assert events_of(plan_of(xlsx)) == [event]
+
+
+def test_hidden_characters_in_headers_and_cells_change_nothing(tmp_path: Path) -> None:
+    """The import reads with the text fields' own normalisation: a header, reference (so
+    the event id), project, district, date or number with invisible or blank-looking
+    characters gives the clean row's event; a reference of only such characters is none."""
+    clean_row = ["GR-001", "石佛 安置区", "石佛", "2024-10-08", "1,200.5"]
+    clean = plan_of(write_csv(tmp_path / "clean.csv", HEAT_HEADERS, [clean_row]))
+    headers = ["台账\u200b编号", "项目名称\ufe0f", "\u3164所属街道", "完成日期\u2060"]
+    headers.append("面积（㎡）\u2800")
+    rows = [
+        ["GR-001\u2062", "石佛\u3164安置区", "石佛\u200b", "2024-10-08\ufeff", "1,200.5\u200b"],
+        ["\u3164\u200b", "石佛安置区", "石佛", "2024-10-08", "100"],
+    ]
+    plan = plan_of(write_csv(tmp_path / "hidden.csv", headers, rows))
+    assert reasons(plan) == [(3, "台账\u200b编号", "missing_field")]
+    assert events_of(plan) == events_of(clean)
+
+
+def test_without_reference_column_ids_hash_the_row_and_survive_reordering(tmp_path: Path) -> None:
+    headers = ["项目名称", "所属街道", "完成日期", "面积（㎡）"]
+    rows = [
+        ["甲", "石佛", "2024-10-08", "100"],
+        ["乙", "沟赵", "2024-10-09", "200.50"],
+        ["丙", "枫杨", "2024-10-10", "300"],
+        ["甲", "石佛街道", "2024/10/8", "100.0"],  # the first row again, written differently
+    ]
+    first = plan_of(write_csv(tmp_path / "ledger.csv", headers, rows))
+    (tmp_path / "sorted").mkdir()
+    again = plan_of(write_csv(tmp_path / "sorted" / "ledger.csv", headers, rows[::-1]))
+    ids = {e.event_id: e.source_ref for e in events_of(first)}
+    assert len(ids) == 3 and first.duplicates == 1 and first.derived_refs == 4
+    assert {e.event_id for e in events_of(again)} == set(ids)
+    assert all(re.fullmatch(r"ledger#[0-9a-f]{16}", str(ref)) for ref in ids.values())
+    renamed = plan_of(write_csv(tmp_path / "other.csv", headers, rows))
+    assert not {e.event_id for e in events_of(renamed)} & set(ids)
+
+
+def test_conflicting_references_reject_every_row_identical_ones_count_once(tmp_path: Path) -> None:
+    rows = [
+        ["R1", "甲", "石佛", "2024-10-08", "100"],
+        ["R2", "乙", "石佛", "2024-10-08", "200"],
+        ["R1", "甲", "石佛", "2024-10-08", "100"],  # identical: a duplicate, sent once
+        ["R2", "乙", "石佛", "2024-10-08", "250"],  # differs: R2 is a conflict
+        ["R2", "乙", "石佛", "2024-10-08", "200"],
+    ]
+    plan = plan_of(write_csv(tmp_path / "l.csv", HEAT_HEADERS, rows))
+    assert plan.duplicates == 1
+    assert [e.source_ref for e in events_of(plan)] == ["R1"]
+    assert reasons(plan) == [(n, "台账编号", "duplicate_source_ref") for n in (3, 5, 6)]
+    assert "3、5、6" in plan.rejected[0].message_zh
+    assert "rows 3, 5, 6" in plan.rejected[0].message_en
+    assert plan.rejected[1].cells == ("R2", "乙", "石佛", "2024-10-08", "250")
+
+
+def test_a_row_without_reference_in_a_ledger_with_references_is_rejected(tmp_path: Path) -> None:
+    rows = [["", "甲", "石佛", "2024-10-08", "100"], ["R2", "乙", "", "2024-10-08", "1"]]
+    plan = plan_of(write_csv(tmp_path / "l.csv", HEAT_HEADERS, rows))
+    assert reasons(plan) == [(2, "台账编号", "missing_field"), (3, "所属街道", "missing_field")]
+
+
+def test_department_defaults_and_may_not_write_another_family(tmp_path: Path) -> None:
+    rows = [["R1", "甲", "石佛", "2024-10-08", "100"]]
+    path = write_csv(tmp_path / "l.csv", [*HEAT_HEADERS, "部门"], [[*rows[0], "停车"]])
+    plan = plan_of(path)
+    assert reasons(plan) == [(2, "部门", "department_not_allowed")]
+    with pytest.raises(li.LedgerError, match="department parking may not send"):
+        plan_of(path, li.Options("heating.area_connected", department="parking"))

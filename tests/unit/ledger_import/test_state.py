@@ -16,9 +16,8 @@ from schemas.validation import decode
 from services import ledger_import as li
 from services.ledger_import.state import Approval, compare, correction_ref
 from services.receipts import HeldEvent, LedgerView
-from tests.unit.ledger_import.support import NOW, events_of, plan_of, write_csv
+from tests.unit.ledger_import.support import HEAT, NOW, events_of, plan_of, write_rows
 
-HEAT = li.Options("heating.area_connected")
 HEADER = ["台账编号", "项目名称", "所属街道", "完成日期", "入网面积（万㎡）"]
 ROWS = [
     ["GR-1", "西史赵一期", "石佛办", "2024-11-02", "3.2"],
@@ -29,7 +28,7 @@ ROWS = [
 def _imported(tmp_path: Path, rows: list[list[str]] = ROWS) -> LedgerView:
     """The view after the rows were imported and stored as they are."""
     view = LedgerView()
-    for event in events_of(plan_of(write_csv(tmp_path / "first.csv", [HEADER, *rows]), HEAT)):
+    for event in events_of(plan_of(write_rows(tmp_path / "first.csv", [HEADER, *rows]), HEAT)):
         view.events[str(event.event_id)] = HeldEvent(orjson.loads(event.model_dump_json()))
     return view
 
@@ -37,7 +36,7 @@ def _imported(tmp_path: Path, rows: list[list[str]] = ROWS) -> LedgerView:
 def _again(
     tmp_path: Path, rows: list[list[str]], view: LedgerView, approval: Any = None
 ) -> li.Plan:
-    plan = plan_of(write_csv(tmp_path / "again.csv", [HEADER, *rows]), HEAT)
+    plan = plan_of(write_rows(tmp_path / "again.csv", [HEADER, *rows]), HEAT)
     compare(plan, view, approval)
     return plan
 
@@ -53,7 +52,7 @@ def test_unchanged_rows_are_already_imported_and_new_ones_sent(tmp_path: Path) -
 def test_a_report_date_added_later_is_not_a_change(tmp_path: Path) -> None:
     view = _imported(tmp_path)
     plan = plan_of(
-        write_csv(
+        write_rows(
             tmp_path / "dated.csv",
             [[*HEADER, "上报日期"], *[[*row, "2024-12-01"] for row in ROWS]],
         ),

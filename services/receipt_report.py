@@ -112,7 +112,7 @@ def list_receipts(
             f"{receipt.event_type or ''} {(receipt.event_id or '')[:8]}".strip(),
             escape(receipt.source_ref or ""),
             receipt.reason or "",
-            escape(receipt.message),
+            escape(receipt.message_zh or receipt.message),
         )
     if found:
         console.print(table)

@@ -78,7 +78,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
     _field("reported_at", "datetime", "上报日期 报送日期 上报时间 报送时间 填报日期 填报时间"),
     _field("project", "text", "项目名称 项目 工程名称 小区名称 小区 安置区 安置区名称 楼盘"),
-    _field("source_ref", "text", "台账编号 编号 单据号 单据编号 台账号 记录编号 流水号"),
+    _field(
+        "source_ref",
+        "text",
+        "台账编号 编号 单据号 单据编号 台账号 记录编号 流水号 审批单号 审批编号",
+    ),
     _field(
         "area_m2",
         "decimal",

@@ -162,8 +162,10 @@ class Plan:
     noted_rows: int = 0  # rows with something in a notes column
     totals: list[SkippedTotal] = field(default_factory=list)
     header_rows: tuple[int, ...] = ()
-    # Corrections the state stage made of changed rows (sent beside the new rows).
+    # Corrections the state stage made of changed rows (sent beside the new rows), and
+    # what each says: (row, "入网面积（万㎡） 1.85 万㎡ → 1.92 万㎡ (+0.07 万㎡)").
     corrections: list[Entry] = field(default_factory=list)
+    correction_notes: list[tuple[int, str]] = field(default_factory=list)
     compared: bool = False  # compared with what the ledger holds (stage state)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _sums: _Sums = field(default_factory=_Sums, repr=False)

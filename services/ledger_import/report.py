@@ -133,8 +133,31 @@ def print_totals(console: Console, plan: Plan) -> None:
         console.print(f"… and {len(plan.totals) - TOTAL_LINES:,} more total rows skipped")
 
 
+# Rejected rows shown on the console before the summary, at most (the rejects file has all).
+REJECTED_LINES = 10
+
+
+def print_rejected(console: Console, rejected: Sequence[RowRejection]) -> None:
+    """The first rejected rows with their message, so the clerk reads why without opening
+    the rejects file."""
+    for r in rejected[:REJECTED_LINES]:
+        console.print(
+            f"row {r.row}: rejected 拒收 {escape(f'[{r.reason}]')} {escape(r.message_zh)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if len(rejected) > REJECTED_LINES:
+        console.print(
+            f"… and {len(rejected) - REJECTED_LINES:,} more rejected rows: see the rejects file",
+            highlight=False,
+        )
+
+
 def summary(console: Console, request: ImportRequest, plan: Plan, report: ImportReport) -> None:
     print_totals(console, plan)
+    for row, note in plan.correction_notes:
+        console.print(f"row {row}: correction 更正 — {escape(note)}", highlight=False)
+    print_rejected(console, report.rejected)
     table = Table(title="导入结果 Import summary", show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -162,8 +185,8 @@ def summary(console: Console, request: ImportRequest, plan: Plan, report: Import
             table.add_row(
                 "corrections 更正",
                 f"{len(plan.corrections):,}",
-                f"changed rows sent as corrections of the difference (rows {rows_list(rows)}; "
-                f"approved by {request.approved_by}: {request.reason})",
+                f"changed rows sent as corrections of the difference (rows {rows_list(rows)}, "
+                f"listed above; approved by {request.approved_by}: {request.reason})",
             )
         refused = [e.row for e in changed if e.row not in {c.row for c in plan.corrections}]
         if refused:

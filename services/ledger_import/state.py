@@ -132,8 +132,18 @@ def _compare_one(
             _refuse(plan, entry, outcome)
             return
         made.append(outcome)
-    for correction in made:
-        view.correction_refs.add(str(orjson.loads(correction.raw)["source_ref"]))
+    for correction, change in zip(made, changes, strict=True):
+        ref = str(orjson.loads(correction.raw)["source_ref"])
+        view.correction_refs.add(ref)
+        sign = "+" if change.delta > 0 else ""
+        plan.correction_notes.append(
+            (
+                entry.row,
+                f"{_header(plan, change.field)} {_in_column(plan, change.field, change.old)} → "
+                f"{_in_column(plan, change.field, change.new)} "
+                f"({sign}{_in_column(plan, change.field, change.delta)}), reference {ref}",
+            )
+        )
     plan.corrections.extend(made)
 
 

@@ -67,7 +67,7 @@ def row_outcomes(
                     cells=tuple(entry.cells.split("\x1f")),
                 )
             )
-            message = receipt.message
+            message = receipt.message_zh or receipt.message
         elif receipt is None and result.passed:
             message = "the ledger already held this event (its receipt was re-derived without it)"
         else:

@@ -532,16 +532,20 @@ class _Family:
 
     async def _publish_receipts(self, batch: Batch, results: list[SinkResult]) -> None:
         """Each record's receipt to its department, after the commit (streams/receipts.py)."""
-        try:
-            stored = None
-            if not receipts_.all_stored(batch, results):
+        stored = None
+        if not receipts_.all_stored(batch, results):
+            try:
                 conn = self._writer.connection
                 async with conn.transaction():  # a read of its own, never left open
                     stored = await receipts_.stored_positions(conn, batch)
+            except Exception as exc:  # then "stored" stands for "in the ledger" for all
+                log.warning("which records were duplicates is unknown: %s", exc)
+        try:
             await self.receipts.publish(*receipts_.build(self.spec, batch, results, stored))
         except Exception:  # the batch is committed; receipts must never stop the family
             log.exception("publishing the receipts of a written batch failed")
             metrics.RECEIPTS_FAILED.labels("").inc()
+            self.receipts.lost("publishing failed")
 
     def on_revoked(self) -> asyncio.Task[None] | None:
         """Drop what was read but not written; return the write still in flight, which

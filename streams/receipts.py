@@ -210,6 +210,19 @@ class Publisher:
     def __init__(self, topics: dict[str, Any]) -> None:
         self._topics = topics
         self._settling: list[asyncio.Task[None]] = []
+        # Set when a batch's receipts were not all published: from then on this worker
+        # sends no marks, which would tell readers that the lost receipts' records were
+        # duplicates. The next worker's assignment (or receipts-rebuild) makes it good.
+        self.broken = False
+
+    def lost(self, why: str) -> None:
+        if not self.broken:
+            log.error(
+                "receipts lost (%s): no marks from this worker until it restarts; run "
+                "'citystream receipts-rebuild' for the departments concerned",
+                why,
+            )
+        self.broken = True
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Count ``task`` (receipts re-derived after an assignment) among what
@@ -252,9 +265,11 @@ class Publisher:
         if not await _acknowledged(futures):
             # Without its receipts acknowledged a mark would tell readers "duplicate": keep
             # quiet instead; the receipts come back when a worker is next assigned these
-            # partitions, or with `citystream receipts rebuild`.
+            # partitions, or with `citystream receipts-rebuild`.
+            self.lost("Kafka did not acknowledge them")
             return
-        await _acknowledged([await self._send(out) for out in marks])
+        if not self.broken:
+            await _acknowledged([await self._send(out) for out in marks])
 
 
 async def _acknowledged(futures: Iterable[Any]) -> bool:

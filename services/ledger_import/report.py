@@ -166,7 +166,14 @@ def summary(console: Console, request: ImportRequest, plan: Plan, report: Import
     if request.dry_run:
         table.add_row("valid 有效", f"{report.valid:,}", "dry run: nothing sent")
     else:
-        table.add_row("sent 已发送", f"{report.sent:,}", "acknowledged by Kafka")
+        note = "acknowledged by Kafka"
+        if report.sent and not request.wait:
+            departments = ", ".join(sorted({e.department for e in plan.to_send()}))
+            note += (
+                "; the worker's verdict on each: import with --wait, or "
+                f"citystream receipts --department {departments}"
+            )
+        table.add_row("sent 已发送", f"{report.sent:,}", note)
     rejected_rows = len({r.row for r in report.rejected})
     table.add_row("rejected 拒收", f"{rejected_rows:,}", "")
     for reason, n in sorted(report.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -43,7 +43,7 @@ from services.ledger_import.base import RowRejection
 from services.ledger_import.cells import quoted
 from services.ledger_import.headers import BASE_UNIT_LABELS
 from services.ledger_import.plan import AMOUNT_FIELDS, Entry, Plan
-from services.receipts import HeldEvent, LedgerView
+from services.receipts_view import HeldEvent, LedgerView
 
 # Fields a re-import may differ in without being a change: the ledger keeps the first report.
 _NOT_COMPARED = frozenset({"reported_at", *AMOUNT_FIELDS})

@@ -18,7 +18,7 @@ import orjson
 from schemas.validation import Rejection
 from services.ledger_import.base import RowRejection
 from services.ledger_import.plan import Entry, Plan
-from services.receipts import Outcome, Position
+from services.receipts_view import Outcome, Position
 
 
 @dataclass(frozen=True)

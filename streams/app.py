@@ -2,7 +2,8 @@
 
 Reads topics ``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended) with
 ``isolation_level=read_committed`` (records of an aborted Kafka transaction never count),
-writes ``city.deadletter.v1`` and the tables of ``streams.db.ledger``. Kafka's committed
+writes ``city.deadletter.v1``, each department's receipts ``city.receipts.<department>.v1``
+(``streams.receipts``) and the tables of ``streams.db.ledger``. Kafka's committed
 offsets are a convenience only: after every partition assignment the worker resumes each
 partition at the offset PostgreSQL recorded with the rows that offset produced, in the
 topic's current incarnation (``streams.db.cursors``): a topic deleted and created again is

@@ -14,24 +14,34 @@ reporting date is reported as of its own ``occurred_at``, so the same row always
 byte-for-byte the same event (with "now" a re-import would be a different record under a
 known id, which the sink dead-letters as ``duplicate_event_id``).
 
-One module per stage, each readable and tested without a socket:
+One module per stage, each readable and tested without a socket
+(``tests/unit/ledger_import/test_<stage>.py``):
 
-- :mod:`~services.ledger_import.files`: open the file, find the header row;
-- :mod:`~services.ledger_import.headers`: headers → fields and units, the event type;
-- :mod:`~services.ledger_import.cells`: one cell → its field's value;
-- :mod:`~services.ledger_import.plan`: rows → events and rejections;
-- :mod:`~services.ledger_import.send`: events → the producer, every acknowledgement checked;
-- :mod:`~services.ledger_import.report`: the rejects file and the summary;
-- :mod:`~services.ledger_import.run`: the stages wired to Kafka and the console.
+1. :mod:`~services.ledger_import.files`: open the file, find the header row;
+2. :mod:`~services.ledger_import.headers`: headers → fields and units, notes columns,
+   two-row headers, the event type;
+3. :mod:`~services.ledger_import.cells`: one cell → its field's value; refusals said in the
+   column's unit;
+4. :mod:`~services.ledger_import.plan`: rows → events and rejections; total rows skipped;
+5. :mod:`~services.ledger_import.state`: each row against what the ledger holds (from the
+   department's receipts): already imported, new, or changed → a correction or a refusal;
+6. :mod:`~services.ledger_import.send`: events → the producer, every acknowledgement checked;
+7. :mod:`~services.ledger_import.wait`: ``--wait``, the worker's receipt of each row sent;
+8. :mod:`~services.ledger_import.run`: the stages wired to Kafka and the console;
 
-No database is touched. Env: what :class:`services.settings.Settings` reads, in particular
-``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_TOPIC_NAMESPACE``, ``CITYSTREAM_PRODUCER_TIMEOUT_S``.
+and :mod:`~services.ledger_import.report`: the rejects file, the progress bars, the summary.
+
+No database is touched: what the ledger holds comes from the department's receipts topic
+``city.receipts.<department>.v1`` (:mod:`services.receipts`). Env: what
+:class:`services.settings.Settings` reads, in particular ``CITYSTREAM_KAFKA_BOOTSTRAP``,
+``CITYSTREAM_TOPIC_NAMESPACE``, ``CITYSTREAM_PRODUCER_TIMEOUT_S``.
 """
 
 from services.ledger_import.base import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REJECTED,
+    EXIT_UNCONFIRMED,
     REJECTS_COLUMNS,
     LedgerError,
     RowRejection,
@@ -58,15 +68,18 @@ from services.ledger_import.plan import Entry, Plan, plan_import
 from services.ledger_import.report import default_rejects_path, write_rejects
 from services.ledger_import.run import ImportReport, ImportRequest, run_import
 from services.ledger_import.send import SEND_BATCH, EventSink, send_plan
+from services.ledger_import.state import Approval, compare
 
 __all__ = [
     "BY_FIELD",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_REJECTED",
+    "EXIT_UNCONFIRMED",
     "FIELDS",
     "REJECTS_COLUMNS",
     "SEND_BATCH",
+    "Approval",
     "CellError",
     "Column",
     "Entry",
@@ -81,6 +94,7 @@ __all__ = [
     "Options",
     "Plan",
     "RowRejection",
+    "compare",
     "convert",
     "default_rejects_path",
     "derived_ref",

@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 
+# How long a topic missing from the metadata is asked for again before it counts as missing.
+TOPIC_WAIT_S = 3.0
+
+
 class ReceiptsError(RuntimeError):
     """The receipts could not be read; the message says why and what to do."""
 
@@ -84,7 +88,7 @@ class ReceiptReader:
                 "stack with 'citystream stack up' or set CITYSTREAM_KAFKA_BOOTSTRAP"
             ) from exc
         try:
-            partitions = self._consumer.partitions_for_topic(self.topic)
+            partitions = self._partitions(self.topic)
         except KafkaError as exc:
             self._consumer.close()
             raise ReceiptsError(f"reading the receipts topic {self.topic} failed: {exc}") from exc
@@ -105,11 +109,22 @@ class ReceiptReader:
     def close(self) -> None:
         self._consumer.close()
 
+    def _partitions(self, topic: str) -> set[int]:
+        """The topic's partitions; asked again for a few seconds when the client's metadata
+        does not have it yet (a topic created a moment ago, e.g. by `citystream topics`)."""
+        deadline = time.monotonic() + TOPIC_WAIT_S
+        while True:
+            found = self._consumer.partitions_for_topic(topic)
+            if found or time.monotonic() > deadline:
+                return set(found or ())
+            self._consumer.topics()  # a full metadata request: the cache is refreshed
+            time.sleep(0.1)
+
     def has_topic(self, topic: str) -> bool:
         """Whether Kafka has ``topic`` (full name): asked on this reader's connection, whose
         metadata is already fetched (a new client waits ~0.1 s for its first)."""
         try:
-            return bool(self._consumer.partitions_for_topic(topic))
+            return bool(self._partitions(topic))
         except KafkaError as exc:
             raise ReceiptsError(f"asking Kafka for topic {topic} failed: {exc}") from exc
 

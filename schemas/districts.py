@@ -1,7 +1,10 @@
 """The five subdistricts (街道) of Zhengzhou National High-tech Zone, and the zone itself.
 
 Events store the code (``shifo``, …); :func:`district_code` also reads the names
-departments write in their ledgers: 石佛街道 or 石佛, Shifo Subdistrict or Shifo.
+departments write in their ledgers: 石佛街道 or 石佛, Shifo Subdistrict or Shifo, and the
+subdistrict office's names clerks write (石佛街道办事处, 石佛办事处, 石佛办, 石佛 街道,
+高新区石佛街道). :func:`named_subdistricts` says which subdistricts a name that is none of
+these mentions, so a refusal can tell an unknown name from one naming two subdistricts.
 """
 
 from __future__ import annotations
@@ -79,9 +82,55 @@ _BY_KEY: dict[str, District] = {_key(name): district for name, district in NAMES
 _EXACT: dict[str, District] = {**NAMES, **{d.value: d for d in District}}
 
 
+# A subdistrict's office (街道办事处) and its short forms stand for the subdistrict: clerks
+# name their own office (石佛街道办事处, 石佛办事处, 石佛办) as often as the subdistrict.
+# Longest first, so 石佛街道办事处 loses the whole suffix. A bare 街 is not among them:
+# 梧桐街 is a street (a project name), not the subdistrict.
+OFFICE_SUFFIXES: tuple[str, ...] = ("街道办事处", "街道办", "办事处", "街道", "办")
+# The zone named in front of a subdistrict (高新区石佛街道) adds nothing.
+ZONE_PREFIXES: tuple[str, ...] = ("郑州市高新区", "郑州高新区", "高新区")
+_SHORT: dict[str, District] = {
+    LABELS[district][0].removesuffix("街道"): district for district in SUBDISTRICTS
+}
+
+
 def district_code(text: str) -> District | None:
-    """The district a code or name means, or None; case, width and spaces do not matter."""
+    """The district a code or name means, or None; case, width and spaces do not matter,
+    and an office's name (石佛街道办事处, 石佛办, …) means its subdistrict."""
     found = _EXACT.get(text)
     if found is None:
-        found = _BY_KEY.get(_key(text))
+        key = _key(text)
+        found = _BY_KEY.get(key)
+        if found is None:
+            found = _office(key)
     return found
+
+
+def _office(key: str) -> District | None:
+    """石佛街道办事处, 石佛办, 石 佛 街道, 高新区石佛办事处 → shifo; anything else None."""
+    compact = key.replace(" ", "")
+    for prefix in ZONE_PREFIXES:
+        if compact.startswith(prefix) and len(compact) > len(prefix):
+            compact = compact[len(prefix) :]
+            break
+    for suffix in OFFICE_SUFFIXES:
+        if compact.endswith(suffix):
+            compact = compact[: -len(suffix)]
+            break
+    return _SHORT.get(compact)
+
+
+def named_subdistricts(text: str) -> list[District]:
+    """The subdistricts whose Chinese or English short name appears in ``text``, in the
+    order of :data:`SUBDISTRICTS`: two or more mean the name is ambiguous (石佛/沟赵)."""
+    key = _key(text).replace(" ", "")
+    return [
+        district
+        for district in SUBDISTRICTS
+        if LABELS[district][0].removesuffix("街道") in key or district.value in key
+    ]
+
+
+def accepted_names() -> str:
+    """The five subdistricts' names, for a refusal: 石佛街道、沟赵街道、…、双桥街道."""
+    return "、".join(LABELS[district][0] for district in SUBDISTRICTS)

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from uuid6 import uuid7
 
-from schemas.districts import District, district_code
+from schemas.districts import LABELS, District, accepted_names, district_code, named_subdistricts
 from schemas.fields import ISO_ONLY, NOT_NIL, Name, rule_error
 
 # Namespace for ids derived from a department's own ledger reference (uuid5), so that
@@ -58,12 +58,37 @@ def _district(value: object) -> object:
         return value  # the enum validator reports the wrong type
     found = district_code(value)
     if found is None:
+        names = accepted_names()
         codes = ", ".join(d.value for d in District)
+        rule = f"one of {codes}, or their Chinese or English names"
+        mentioned = named_subdistricts(value)
+        if len(mentioned) > 1:
+            both = "、".join(LABELS[d][0] for d in mentioned)
+            raise rule_error(
+                "unknown_district",
+                rule=rule,
+                zh=f"同时写了 {both}；每条记录只能属于一个街道，请分行填写"
+                f"（{names}，或 高新区 表示全区）",
+                en=f"names {len(mentioned)} subdistricts ({both}); one record belongs to "
+                f"one subdistrict: split it into one row each ({names}, or 高新区 for the "
+                "whole zone)",
+            )
+        if len(mentioned) == 1:
+            meant = LABELS[mentioned[0]][0]
+            raise rule_error(
+                "unknown_district",
+                rule=rule,
+                zh=f"不是街道名称；是否指 {meant}？请填写 {names} 之一（或 高新区 表示全区）",
+                en=f"is not a subdistrict's name; did you mean {meant}? Use one of {names} "
+                "(or 高新区 for the whole zone)",
+            )
         raise rule_error(
             "unknown_district",
-            rule=f"one of {codes}, or their Chinese or English names",
-            zh=f"不是高新区的街道；请填写 {codes} 或街道名称（如 石佛街道）",
-            en=f"is not a subdistrict of the zone; use one of {codes} or a name such as 石佛街道",
+            rule=rule,
+            zh=f"不是高新区的街道；请填写 {names} 之一（也可写 石佛、石佛街道办事处 或 {codes}；"
+            "全区填 高新区）",
+            en=f"is not a subdistrict of the zone; use one of {names} (or 石佛, "
+            f"石佛街道办事处, or the codes {codes}; 高新区 for the whole zone)",
         )
     return found
 

@@ -83,6 +83,16 @@ DEADLETTER_TOPIC = "city.deadletter.v1"
 # write it, retention unlimited, one partition so that checkpoints keep their order.
 CHECKPOINT_TOPIC = "city.audit-checkpoints.v1"
 
+# What the worker decided about each record, per department (schemas/receipts.py): one topic
+# per department so that each can be ACL'd to that department alone.
+RECEIPTS_TOPIC = "city.receipts.{department}.v1"
+
+
+def receipts_topic(department: str) -> str:
+    """``city.receipts.heating.v1``: the receipts of the heating department's records."""
+    return RECEIPTS_TOPIC.format(department=department)
+
+
 ALL: tuple[TopicSpec, ...] = (HOUSING, EDUCATION, HEATING, PARKING, DRAINAGE)
 BY_FAMILY: dict[str, TopicSpec] = {spec.family: spec for spec in ALL}
 BY_EVENT_TYPE: dict[str, TopicSpec] = {t: spec for spec in ALL for t in spec.by_type}

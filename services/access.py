@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.topics import ALL, CHECKPOINT_TOPIC, DEADLETTER_TOPIC
+from schemas.topics import ALL, CHECKPOINT_TOPIC, DEADLETTER_TOPIC, receipts_topic
 from services.settings import DEPARTMENTS, Settings
 
 Operation = Literal["READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS"]
@@ -65,6 +65,9 @@ def grants(settings: Settings) -> list[Grant]:
         found.append(
             Grant(department, "transactional_id", name(f"{department}-"), "WRITE", "prefixed")
         )
+        # What the worker did with its records, and nobody else's (schemas/receipts.py).
+        found.append(Grant(department, "topic", name(receipts_topic(department)), "READ"))
+        found.append(Grant("worker", "topic", name(receipts_topic(department)), "WRITE"))
     for topic in families:
         found.append(Grant("worker", "topic", topic, "READ"))
     found.append(Grant("worker", "topic", name(DEADLETTER_TOPIC), "WRITE"))

@@ -233,7 +233,26 @@ def access_rotate(principal: str, password_stdin: bool) -> None:
 @click.option(
     "--json", "json_text", help="The whole event as a JSON object; FIELD=VALUE pairs override it."
 )
-def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for the worker's receipt: stored, or refused with its reason (exit 2); "
+    "exit 3 if none came within --wait-timeout.",
+)
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds --wait waits for the receipt.",
+)
+def emit(
+    event_type: str,
+    fields: tuple[str, ...],
+    json_text: str | None,
+    wait: bool,
+    wait_timeout: float,
+) -> None:
     """Send one event of EVENT_TYPE built from FIELD=VALUE pairs.
 
     Example: citystream emit heating.area_connected district=shifo area_m2=1200
@@ -246,6 +265,7 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
     from schemas.topics import BY_EVENT_TYPE
     from schemas.validation import Rejection, decode
     from services.producer import DeliveryError, Producer
+    from services.receipts import ReceiptReader, ReceiptsError
 
     spec = BY_EVENT_TYPE.get(event_type)
     if spec is None:
@@ -271,8 +291,16 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
     outcome = decode(spec, orjson.dumps(data))
     if isinstance(outcome, Rejection):
         _fail(f"{outcome.message} [{outcome.reason}]")
+    settings = get_settings()
+    reader = None
+    if wait:
+        try:  # opened before sending: the receipt comes after its end
+            reader = ReceiptReader(settings, outcome.department)
+            start = reader.end()
+        except ReceiptsError as exc:
+            _fail(f"{exc}; nothing was sent")
     try:
-        producer = Producer(get_settings(), department=sender)
+        producer = Producer(settings, department=sender)
     except DeliveryError as exc:
         _fail(str(exc))
     try:
@@ -284,6 +312,32 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
     console.print(
         f"sent {delivery.event_id} → {delivery.topic}[{delivery.partition}]@{delivery.offset}"
     )
+    if reader is None:
+        return
+    position = (delivery.topic, delivery.partition, delivery.offset)
+    try:
+        with reader, console.status("waiting for the worker's receipt…"):
+            found = reader.wait([position], start=start, timeout_s=wait_timeout)[position]
+    except ReceiptsError as exc:
+        _fail(f"{exc}; the event was sent, its outcome is unknown")
+    if found.outcome == "pending":
+        err_console.print(
+            f"[yellow]no receipt within {wait_timeout:.0f} s[/]: the worker is down or behind; "
+            f"ask again later with `citystream receipts --department {outcome.department}`",
+            soft_wrap=True,
+        )
+        sys.exit(3)
+    receipt = found.receipt
+    if receipt is not None and receipt.outcome == "refused":
+        why = escape(f"{receipt.message} [{receipt.reason}]")
+        err_console.print(f"[bold red]refused by the worker:[/] {why}", soft_wrap=True)
+        sys.exit(2)
+    what = (
+        "stored in the ledger 已入账"
+        if found.outcome == "stored"
+        else "the ledger already held this event 台账中已有（counted once）"
+    )
+    console.print(f"receipt: {what}")
 
 
 @main.command("import")
@@ -313,6 +367,25 @@ def emit(event_type: str, fields: tuple[str, ...], json_text: str | None) -> Non
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the rejected rows (default: <stem>.rejects.csv beside FILE).",
 )
+@click.option(
+    "--approved-by",
+    help="Who approved the corrections: with --reason, a row changed since it was imported "
+    "is sent as a correction of the difference (otherwise it is refused).",
+)
+@click.option("--reason", help="Why the changed rows are corrected (with --approved-by).")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait until the worker has stored or refused every row sent, and print each row's "
+    "outcome; a refused row is in the rejects file (exit 2), no receipt in time exits 3.",
+)
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds --wait waits for the receipts.",
+)
 def import_(
     file: Path,
     event_type: str | None,
@@ -321,17 +394,23 @@ def import_(
     sheet: str | None,
     dry_run: bool,
     rejects_path: Path | None,
+    approved_by: str | None,
+    reason: str | None,
+    wait: bool,
+    wait_timeout: float,
 ) -> None:
     """Send the rows of a department's ledger (台账): FILE is .csv, .xlsx or .jsonl.
 
     Example: citystream import seeds/samples/heating_2024.xlsx --type heating.area_connected
 
-    Every row is validated like any event before anything is sent; valid rows are sent,
-    rejected rows are written with row number, column and reason to the rejects file.
-    Event ids come from the department and the ledger reference (台账编号), so importing a
-    ledger again counts nothing twice. Exit code 0: every row sent; 2: some rows rejected
-    (the others were sent); 1: nothing imported (unreadable file, unknown column, Kafka
-    down) or rows Kafka did not acknowledge (listed in the rejects file).
+    Every row is validated like any event before anything is sent, and compared with what
+    the ledger already holds (the department's receipts): rows imported before are not sent
+    again, a changed row is a correction (with --approved-by and --reason) or refused.
+    Total rows (合计, 小计 …) are skipped. Rejected rows are written with row number, column
+    and reason to the rejects file. Exit code 0: every row sent (or already imported); 2:
+    some rows rejected (with --wait: or refused by the worker); 1: nothing imported
+    (unreadable file, unknown column, Kafka down) or rows Kafka did not acknowledge; 3:
+    --wait saw no receipt for some rows in time.
     """
     from services.ledger_import import ImportRequest, LedgerError, run_import
 
@@ -343,12 +422,85 @@ def import_(
         sheet=sheet,
         dry_run=dry_run,
         rejects_path=rejects_path,
+        approved_by=approved_by,
+        reason=reason,
+        wait=wait,
+        wait_timeout_s=wait_timeout,
     )
     try:
         report = run_import(request, get_settings(), console)
     except LedgerError as exc:
         _fail(str(exc))
     sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--department", required=True, help="Whose receipts: heating, housing, …")
+@click.option(
+    "--since",
+    "since_text",
+    default=None,
+    help="From this moment (ISO 8601, e.g. 2024-11-30 or 2024-11-30T08:00, Asia/Shanghai "
+    "unless an offset is given; a date is its start). Default: 24 hours ago.",
+)
+@click.option("--until", "until_text", default=None, help="Up to this moment (default: now).")
+@click.option("--refused", is_flag=True, help="Only the records the worker refused.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every receipt to FILE.csv (UTF-8 with BOM, for Excel) or FILE.xlsx.",
+)
+def receipts(
+    department: str,
+    since_text: str | None,
+    until_text: str | None,
+    refused: bool,
+    out: Path | None,
+) -> None:
+    """What the worker did with the department's records: stored in the ledger, already in
+    it (a duplicate, counted once), or refused with its reason.
+
+    Example: citystream receipts --department heating --since 2024-11-30 --out 回执.xlsx
+
+    Reads only the department's own receipts topic (city.receipts.<department>.v1): no
+    database access is needed.
+    """
+    from schemas.envelope import DEPARTMENTS
+    from services.receipt_report import ReceiptReportError, list_receipts
+
+    if department not in DEPARTMENTS:
+        _fail(f"unknown department {department!r}; use one of {', '.join(DEPARTMENTS)}")
+    try:
+        list_receipts(
+            get_settings(),
+            console,
+            department=department,
+            since_text=since_text,
+            until_text=until_text,
+            refused_only=refused,
+            out=out,
+        )
+    except ReceiptReportError as exc:
+        _fail(str(exc))
+
+
+@main.command("receipts-rebuild")
+@click.option("--department", required=True, help="Whose receipts to publish again.")
+def receipts_rebuild(department: str) -> None:
+    """Operators: publish a department's receipts again from PostgreSQL (the ledger and the
+    dead letters), e.g. for records stored before receipts existed, or after the receipts
+    topic was lost. Needs CITYSTREAM_DATABASE_URL; safe to repeat (a receipt published
+    again replaces itself)."""
+    from schemas.envelope import DEPARTMENTS
+    from services.receipt_report import ReceiptReportError, rebuild
+
+    if department not in DEPARTMENTS:
+        _fail(f"unknown department {department!r}; use one of {', '.join(DEPARTMENTS)}")
+    try:
+        published = rebuild(get_settings(), department)
+    except ReceiptReportError as exc:
+        _fail(str(exc))
+    console.print(f"published {published:,} receipts of {department}'s records again")
 
 
 # --- processing -------------------------------------------------------------------------------

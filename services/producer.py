@@ -10,7 +10,8 @@ ACL administration as ``admin``, the worker's topic checks as ``worker``, audits
 timeout).
 
 Topics: ``city.<family>.v1`` from :mod:`schemas.topics` (plus ``CITYSTREAM_TOPIC_NAMESPACE``),
-``city.deadletter.v1``, ``city.audit-checkpoints.v1``.
+``city.deadletter.v1``, ``city.audit-checkpoints.v1`` and each department's
+``city.receipts.<department>.v1``.
 Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_PRODUCER_TIMEOUT_S``,
 ``CITYSTREAM_KAFKA_SECURITY_PROTOCOL``, ``CITYSTREAM_KAFKA_<PRINCIPAL>_PASSWORD``.
 """
@@ -51,7 +52,7 @@ from kafka.errors import (
 )
 
 from schemas.envelope import Envelope
-from schemas.topics import ALL, BY_EVENT_TYPE, CHECKPOINT_TOPIC, DEADLETTER_TOPIC
+from schemas.topics import ALL, BY_EVENT_TYPE, CHECKPOINT_TOPIC, DEADLETTER_TOPIC, receipts_topic
 from services.access import Grant, grants
 from services.settings import DEPARTMENTS, MissingCredentials, Settings, password_variable
 
@@ -343,14 +344,24 @@ TOPIC_CONFIGS = {
     "retention.bytes": "-1",
     "message.timestamp.type": "LogAppendTime",
 }
+# A department's receipts (schemas/receipts.py): one partition, because a mark must follow
+# the receipts it vouches for; compacted, because a receipt published again (a worker
+# crashed before its receipts were acknowledged) repeats its key. Nothing else is ever
+# removed: every key is one record's position, so the topic keeps every receipt.
+RECEIPT_TOPIC_CONFIGS = {
+    "cleanup.policy": "compact",
+    "message.timestamp.type": "LogAppendTime",
+}
 # Set on topics that exist already (made before it was, or changed since); retention is
 # left as the operator set it (`audit replay` warns when it is not unlimited).
 ENFORCED_CONFIGS = ("message.timestamp.type",)
 
 
 def topic_names(settings: Settings) -> list[str]:
-    """Every topic CityStream uses, full names: the families', dead letters, checkpoints."""
+    """Every topic CityStream uses, full names: the families', dead letters, checkpoints,
+    and each department's receipts."""
     bases = [spec.name for spec in ALL] + [DEADLETTER_TOPIC, CHECKPOINT_TOPIC]
+    bases += [receipts_topic(department) for department in DEPARTMENTS]
     return [settings.topic_name(base) for base in bases]
 
 
@@ -400,6 +411,7 @@ def _ensure_topics(settings: Settings) -> TopicsReport:
     try:
         existing = set(admin.list_topics())
         wanted = topic_names(settings)
+        receipts = {settings.topic_name(receipts_topic(d)) for d in DEPARTMENTS}
         created = []
         for name in wanted:
             if name in existing:
@@ -410,10 +422,14 @@ def _ensure_topics(settings: Settings) -> TopicsReport:
                     [
                         NewTopic(
                             name,
-                            # Checkpoints keep their order in one partition.
-                            num_partitions=1 if single else settings.topic_partitions,
+                            # Checkpoints and receipts keep their order in one partition.
+                            num_partitions=1
+                            if single or name in receipts
+                            else settings.topic_partitions,
                             replication_factor=settings.topic_replication_factor,
-                            topic_configs=dict(TOPIC_CONFIGS),
+                            topic_configs=dict(
+                                RECEIPT_TOPIC_CONFIGS if name in receipts else TOPIC_CONFIGS
+                            ),
                         )
                     ],
                 )

@@ -3,7 +3,8 @@
 Logs in to Kafka as the ``worker`` principal (SASL/SCRAM-SHA-512). Reads topics
 ``city.<family>.v1`` (with ``CITYSTREAM_TOPIC_NAMESPACE`` prepended) with
 ``isolation_level=read_committed`` (records of an aborted Kafka transaction never count),
-writes ``city.deadletter.v1`` and the tables of ``streams.db.ledger``. Kafka's committed
+writes ``city.deadletter.v1``, each department's receipts ``city.receipts.<department>.v1``
+(``streams.receipts``) and the tables of ``streams.db.ledger``. Kafka's committed
 offsets are a convenience only: after every partition assignment the worker resumes each
 partition at the offset PostgreSQL recorded with the rows that offset produced, in the
 topic's current incarnation (``streams.db.cursors``): a topic deleted and created again is
@@ -28,10 +29,12 @@ import psycopg
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec
+from schemas.envelope import DEPARTMENTS
+from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec, receipts_topic
 from schemas.validation import CREATE_TIME, LOG_APPEND_TIME, Rejection
 from services.settings import SASL_MECHANISM, STACK_DIR, Settings
 from streams import metrics
+from streams import receipts as receipts_
 from streams.db.cursors import Incarnation, current_incarnation, stored_offsets
 from streams.retry import RETRY_DELAYS_S, BatchWriter, connect_with_retry
 from streams.sink import Batch, Record, SinkResult, prepare
@@ -262,8 +265,28 @@ class _App(faust.App):
                 log.exception("deciding the incarnation of %s failed; keeping the last", topic)
                 incarnation = family.incarnation
             family.begin(incarnation)
-            resumed.update(await self.positions(incarnation, mine))
+            positions = await self.positions(incarnation, mine)
+            resumed.update(positions)
+            # In the background, but before the family's next write (Publisher.settled).
+            family.receipts.track(
+                asyncio.create_task(self.rederive_receipts(family, incarnation, positions))
+            )
         return resumed
+
+    async def rederive_receipts(
+        self, family: _Family, incarnation: Incarnation, positions: Mapping[TP, int]
+    ) -> None:
+        """Publish again the receipts of each partition's last batch, from PostgreSQL: the
+        worker that wrote it may have died before Kafka took them (streams/receipts.py)."""
+        found = await receipts_.rederive_last_batches(
+            self.settings,
+            family.spec,
+            incarnation=incarnation.number,
+            positions={(tp.topic, tp.partition): offset for tp, offset in positions.items()},
+        )
+        if found is not None:
+            metrics.RECEIPTS_REDERIVED.labels(family.topic).inc(sum(o.receipts for o in found[0]))
+            await family.receipts.publish(*found)
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials:
@@ -316,9 +339,17 @@ def create_app(settings: Settings, *, topic_ids: TopicIds) -> faust.App:
         consumer_metadata_max_age_ms=10_000,
     )
     deadletters = app.topic(settings.topic_name(DEADLETTER_TOPIC), value_serializer="raw")
+    receipt_topics = {
+        department: app.topic(
+            settings.topic_name(receipts_topic(department)),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        for department in DEPARTMENTS
+    }
 
     for spec in ALL:
-        family = _Family(app, settings, spec, deadletters)
+        family = _Family(app, settings, spec, deadletters, receipt_topics)
         # Subscribing the topic is what makes the group assign its partitions to us.
         app.topics.add(
             app.topic(family.topic, value_serializer="raw", partitions=settings.topic_partitions)
@@ -364,11 +395,19 @@ class _Family:
     one it reads; a re-created topic is handed to the fetch loop to restart from its start.
     """
 
-    def __init__(self, app: _App, settings: Settings, spec: TopicSpec, deadletters: Any) -> None:
+    def __init__(
+        self,
+        app: _App,
+        settings: Settings,
+        spec: TopicSpec,
+        deadletters: Any,
+        receipt_topics: dict[str, Any],
+    ) -> None:
         self.app = app
         self.settings = settings
         self.spec = spec
         self.deadletters = deadletters
+        self.receipts = receipts_.Publisher(receipt_topics)
         self.topic = settings.topic_name(spec.name)
         # A few fetches ahead at most; beyond that the consumer waits (back-pressure).
         self.inbox: asyncio.Queue[tuple[int, list[Record]]] = asyncio.Queue(maxsize=4)
@@ -495,6 +534,9 @@ class _Family:
     async def _commit(self, batch: Batch, prepare_s: float) -> None:
         started = time.perf_counter()
         incarnation = batch.incarnation
+        # At most one batch's receipts in flight: a crash loses no more than the receipts
+        # a newly assigned worker re-derives (streams/receipts.py).
+        await self.receipts.settled()
         results = await self._writer.write(
             batch,
             prepare=lambda records: prepare(self.spec, records, incarnation=incarnation),
@@ -507,12 +549,30 @@ class _Family:
             # loses at most the topic copy, never the record itself.
             for record, why in result.rejected:
                 await _publish_deadletter(self.deadletters, record, why)
+        await self._publish_receipts(batch, results)
         for (topic, partition), offset in batch.next_offsets.items():
             self._written[TP(topic, partition)] = offset
         try:
             _observe(self.app, self.spec, batch, results, prepare_s + time.perf_counter() - started)
         except Exception:  # the batch is committed; a metrics bug must not stop the family
             log.exception("observing a written batch failed")
+
+    async def _publish_receipts(self, batch: Batch, results: list[SinkResult]) -> None:
+        """Each record's receipt to its department, after the commit (streams/receipts.py)."""
+        stored = None
+        if not receipts_.all_stored(batch, results):
+            try:
+                conn = self._writer.connection
+                async with conn.transaction():  # a read of its own, never left open
+                    stored = await receipts_.stored_positions(conn, batch)
+            except Exception as exc:  # then "stored" stands for "in the ledger" for all
+                log.warning("which records were duplicates is unknown: %s", exc)
+        try:
+            await self.receipts.publish(*receipts_.build(self.spec, batch, results, stored))
+        except Exception:  # the batch is committed; receipts must never stop the family
+            log.exception("publishing the receipts of a written batch failed")
+            metrics.RECEIPTS_FAILED.labels("").inc()
+            self.receipts.lost("publishing failed")
 
     def on_revoked(self) -> asyncio.Task[None] | None:
         """Drop what was read but not written; return the write still in flight, which

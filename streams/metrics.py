@@ -51,6 +51,17 @@ CREATE_TIME_RECORDS = Counter(
     "message.timestamp.type=LogAppendTime (run 'citystream topics')",
     ["topic"],
 )
+RECEIPTS_FAILED = Counter(
+    "citystream_receipts_failed",
+    "Receipts (or marks) Kafka did not take: the department learns those records' outcomes "
+    "only when a worker is next assigned the partition, or after 'citystream receipts rebuild'",
+    ["department"],
+)
+RECEIPTS_REDERIVED = Counter(
+    "citystream_receipts_rederived",
+    "Receipts re-derived from PostgreSQL when a partition was assigned",
+    ["topic"],
+)
 LAG = Gauge("citystream_consumer_lag", "Records behind the partition's end", ["topic", "partition"])
 COMMITTED = Gauge(
     "citystream_committed_offset", "Next offset recorded in PostgreSQL", ["topic", "partition"]

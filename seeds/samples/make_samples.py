@@ -4,7 +4,7 @@
     .venv/bin/python seeds/samples/make_samples.py --check  # exit 1 if a file differs
 
 The output is byte-for-byte reproducible (the XLSX files get fixed timestamps), so the
-committed files are exactly what this script writes; tests/unit/test_ledger_import.py
+committed files are exactly what this script writes; tests/unit/ledger_import/test_samples.py
 checks that, and that each sample imports as seeds/samples/README.md says.
 """
 

@@ -1,0 +1,621 @@
+"""Stage 2, headers: the columns a clerk writes (项目名称, 所属街道, 面积（万㎡）…) → event
+fields, with the unit each header names; unknown columns stop the import here, before a
+row is read. ``ledger_columns`` also settles the event type (``--type``, a 事件类型 column,
+or the only type the columns fit).
+
+Two habits of district offices are understood here:
+
+- a notes column (备注, 说明, 附注 …): kept with the row (the rejects file carries every
+  cell) but not sent — no event has a free-text field, and a remark must not become part
+  of the reference that makes the event id (editing a remark would look like a changed
+  row); the summary says so;
+- a two-row header, a merged group cell over its sub-headers (完成情况 over 完成日期 and
+  供热面积（万㎡）), or a units row under the header (面积 over 万㎡): read as one header
+  when every sub-header is known, otherwise refused naming both rows and what to change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import orjson
+import yaml
+
+from schemas.envelope import DEPARTMENTS, Envelope
+from schemas.fields import normalise_text
+from schemas.topics import ALL, BY_EVENT_TYPE
+from services.ledger_import.base import LedgerError
+from services.ledger_import.files import Ledger, blank
+
+Kind = Literal[
+    "text",
+    "district",
+    "datetime",
+    "decimal",
+    "count",
+    "float",
+    "event_type",
+    "department",
+    "space_kind",
+    "school_level",
+    "passthrough",
+]
+UnitKind = Literal["area", "length", "count"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str  # event field; "location.lat" for a nested one
+    kind: Kind
+    aliases: tuple[str, ...] = ()
+    units: UnitKind | None = None
+
+
+def _field(name: str, kind: Kind, aliases: str = "", units: UnitKind | None = None) -> FieldSpec:
+    return FieldSpec(name, kind, tuple(aliases.split()), units)
+
+
+# The headers a clerk writes for each field (the field's own name always works too). They
+# are compared after header_key(): width, case, spaces and a trailing (unit) do not matter.
+FIELDS: tuple[FieldSpec, ...] = (
+    _field("event_type", "event_type", "事件类型 事件 业务类型 类别"),
+    _field("event_id", "text", "事件id"),
+    _field("schema_version", "passthrough"),
+    _field("department", "department", "部门 报送部门 填报单位 责任单位"),
+    _field("district", "district", "所属街道 街道 办事处 街道办事处 所在街道 所属办事处 辖区"),
+    _field(
+        "occurred_at",
+        "datetime",
+        "日期 完成日期 发生日期 发生时间 完成时间 时间 完工日期 竣工日期 交付日期 开工日期 "
+        "开学日期 投用日期 开放日期 启用日期 并网日期 入网日期 接入日期 回迁日期 铺设日期 "
+        "整治完成日期",
+    ),
+    _field("reported_at", "datetime", "上报日期 报送日期 上报时间 报送时间 填报日期 填报时间"),
+    _field("project", "text", "项目名称 项目 工程名称 小区名称 小区 安置区 安置区名称 楼盘"),
+    _field(
+        "source_ref",
+        "text",
+        "台账编号 编号 单据号 单据编号 台账号 记录编号 流水号 审批单号 审批编号",
+    ),
+    _field(
+        "area_m2",
+        "decimal",
+        "面积 建筑面积 供热面积 新增供热面积 入网面积 并网面积 接入面积 开工面积 竣工面积 "
+        "交付面积 area",
+        "area",
+    ),
+    _field("units", "count", "套数 房屋套数 安置房套数", "count"),
+    _field("households", "count", "户数 回迁户数 安置户数", "count"),
+    _field("persons", "count", "人数 回迁人数 安置人数", "count"),
+    _field("places", "count", "学位数 新增学位 新增学位数 学位", "count"),
+    _field("level", "school_level", "学段 办学层次"),
+    _field("school_name", "text", "学校名称 学校"),
+    _field("spaces", "count", "车位数 车位 新增车位 泊位数 泊位", "count"),
+    _field("kind", "space_kind", "车位类型 车位性质 泊位类型"),
+    _field("lot_name", "text", "停车场名称 停车场"),
+    _field("length_km", "decimal", "长度 管网长度 管道长度 铺设长度 管线长度 length", "length"),
+    _field("point_name", "text", "点位名称 点位 积水点 积水点名称 易涝点 易涝点名称"),
+    _field("location", "passthrough"),
+    _field("location.lat", "float", "纬度 lat latitude"),
+    _field("location.lon", "float", "经度 lon lng longitude"),
+    _field("corrects", "text", "被更正事件 被更正事件id 原事件id"),
+    _field("metric", "text", "指标"),
+    _field("delta", "decimal", "更正量 调整量 变化量"),
+    _field("reason", "text", "更正原因 原因"),
+    _field("approved_by", "text", "审批人 批准人"),
+)
+BY_FIELD: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
+
+# Row serial numbers: every ledger has one, and it means nothing to the platform.
+IGNORED_HEADERS: tuple[str, ...] = ("序号", "行号")
+# Notes columns: nearly every ledger has one. Kept with the row, not sent (module docstring).
+NOTE_HEADERS: tuple[str, ...] = (
+    "备注",
+    "说明",
+    "附注",
+    "备考",
+    "注",
+    "注释",
+    "备注说明",
+    "情况说明",
+    "其他说明",
+    "备注信息",
+    "remark",
+    "remarks",
+    "note",
+    "notes",
+    "comment",
+    "comments",
+)
+
+# Fields a ledger column would not normally hold.
+_NOT_FROM_LEDGER = frozenset({"schema_version", "location"})
+
+# Units a header may carry, → factor to the field's base unit (m², km, a count).
+UNITS: dict[UnitKind, dict[str, Decimal]] = {
+    "area": {
+        "m2": Decimal(1),
+        "平方米": Decimal(1),
+        "平米": Decimal(1),
+        "万m2": Decimal(10_000),
+        "万平方米": Decimal(10_000),
+        "万平米": Decimal(10_000),
+    },
+    "length": {
+        "km": Decimal(1),
+        "公里": Decimal(1),
+        "千米": Decimal(1),
+        "m": Decimal("0.001"),
+        "米": Decimal("0.001"),
+    },
+    "count": {unit: Decimal(1) for unit in ("套", "户", "人", "个", "位", "辆", "所", "处")},
+}
+
+# How a unit is shown back to the clerk (keys as header_key writes them: ㎡ reads m2).
+UNIT_LABELS: dict[str, str] = {"m2": "㎡", "万m2": "万㎡", "m": "米"}
+# The unit of each quantity field when its header names none: the field's own unit.
+BASE_UNIT_LABELS: dict[str, str] = {
+    "area_m2": "㎡",
+    "length_km": "km",
+    "units": "套",
+    "households": "户",
+    "persons": "人",
+    "places": "个",
+    "spaces": "个",
+}
+
+_BRACKETS = str.maketrans({"【": "(", "】": ")", "〔": "(", "〕": ")", "[": "(", "]": ")"})
+_SEPARATORS_RE = re.compile(r"[\s_\-·*:：]+")
+_UNIT_RE = re.compile(r"^(?P<base>.+?)\((?:单位)?(?P<unit>[^()]*)\)$")
+
+
+def header_key(text: str) -> str:
+    """What headers are compared by: the text fields' normalisation (NFKC: full-width →
+    half-width, ㎡ → m2; invisible characters gone), case-folded, without spaces,
+    underscores, hyphens, colons and the * of required-field templates."""
+    text = normalise_text(text).translate(_BRACKETS).casefold()
+    return _SEPARATORS_RE.sub("", text)
+
+
+def _alias_table() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for spec in FIELDS:
+        for spelling in (spec.name, *spec.aliases):
+            key = header_key(spelling)
+            if table.setdefault(key, spec.name) != spec.name:
+                raise AssertionError(f"header {spelling!r} means two fields")
+    return table
+
+
+ALIASES: dict[str, str] = _alias_table()
+_UNIT_KEYS: dict[UnitKind, dict[str, Decimal]] = {
+    kind: {header_key(unit): factor for unit, factor in units.items()}
+    for kind, units in UNITS.items()
+}
+
+
+_IGNORED_KEYS = frozenset(header_key(h) for h in IGNORED_HEADERS)
+_NOTE_KEYS = frozenset(header_key(h) for h in NOTE_HEADERS)
+_ALL_UNIT_KEYS = frozenset(unit for units in _UNIT_KEYS.values() for unit in units)
+
+
+def is_note_header(header: str) -> bool:
+    """备注, 说明, 备注（选填）…: a notes column."""
+    key = header_key(header)
+    found = _UNIT_RE.match(key)
+    return key in _NOTE_KEYS or (found is not None and found["base"] in _NOTE_KEYS)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the ledger and the field it feeds (None: ignored, or notes)."""
+
+    index: int
+    header: str
+    field: str | None
+    scale: Decimal = Decimal(1)
+    # The unit its header names, as shown to the clerk (万㎡, 米); None: the field's own.
+    unit: str | None = None
+    note: bool = False
+
+    @property
+    def unit_label(self) -> str:
+        """The unit this column's numbers are in, for messages: 万㎡, 米, ㎡, km, 套 …"""
+        return self.unit or BASE_UNIT_LABELS.get(self.field or "", "")
+
+
+@dataclass(frozen=True)
+class Match:
+    field: str
+    scale: Decimal = Decimal(1)
+    # Not part of what a header means (the factor is): how to name its unit to the clerk.
+    unit: str | None = dataclass_field(default=None, compare=False)
+
+
+def match_header(header: str) -> Match | None:
+    """The field a header means, and the factor its unit asks for; None if unknown.
+
+    Raises LedgerError for a known field with a unit it cannot convert (面积(亩)): reading
+    the number as m² would be silently wrong by a factor.
+    """
+    key = header_key(header)
+    if key in ALIASES:
+        return Match(ALIASES[key])
+    base, unit = key, ""
+    found = _UNIT_RE.match(key)
+    if found:
+        base, unit = found["base"], found["unit"]
+    else:
+        base, sep, unit = key.partition("/")
+        if not sep:
+            # A bare unit suffix: 面积m2, 长度km, 套数套.
+            for units in _UNIT_KEYS.values():
+                for suffix in sorted(units, key=len, reverse=True):
+                    if key.endswith(suffix) and key[: -len(suffix)] in ALIASES:
+                        base, unit = key[: -len(suffix)], suffix
+                        break
+                else:
+                    continue
+                break
+            else:
+                return None
+    name = ALIASES.get(base)
+    if name is None:
+        return None
+    spec = BY_FIELD[name]
+    if spec.units is None:
+        return Match(name)  # 日期(年月日), 街道(办事处): the bracket only explains
+    factor = _UNIT_KEYS[spec.units].get(unit)
+    label = UNIT_LABELS.get(unit, unit)
+    if factor is None:
+        known = "、".join(UNITS[spec.units])
+        raise LedgerError(
+            f"column {header!r} means {name}, but its unit {unit!r} is not one CityStream "
+            f"converts ({known}); give the figure in one of those units, or map the column "
+            "with --mapping if the unit is already right"
+        )
+    return Match(name, factor, label)
+
+
+def scale_from_unit(header: str, name: str) -> Decimal:
+    """The factor for an explicitly mapped header that also carries a unit, else 1."""
+    return _mapped_unit(header, name)[0]
+
+
+def _mapped_unit(header: str, name: str) -> tuple[Decimal, str | None]:
+    spec = BY_FIELD[name]
+    found = _UNIT_RE.match(header_key(header))
+    if spec.units is None or not found or found["unit"] not in _UNIT_KEYS[spec.units]:
+        return Decimal(1), None
+    unit = found["unit"]
+    return _UNIT_KEYS[spec.units][unit], UNIT_LABELS.get(unit, unit)
+
+
+def model_fields(models: Iterable[type[Envelope]]) -> set[str]:
+    """Field names of these models, with ``location.lat``/``.lon`` for the nested location."""
+    names: set[str] = set()
+    for model in models:
+        names.update(model.model_fields)
+        if "location" in model.model_fields:
+            names.update(("location.lat", "location.lon"))
+    return names
+
+
+def read_mapping(path: Path) -> dict[str, str | None]:
+    """A --mapping file: ledger header → field name (null to ignore the column)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LedgerError(f"cannot read the mapping file {path}: {exc}") from exc
+    try:
+        data = orjson.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise LedgerError(f"the mapping file {path} is not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in data.items()
+    ):
+        raise LedgerError(
+            f"the mapping file {path} must map each ledger header to a field name "
+            "(or null to ignore the column), e.g.  供热规模: area_m2"
+        )
+    unknown = sorted(v for v in data.values() if v and v not in BY_FIELD)
+    if unknown:
+        raise LedgerError(
+            f"the mapping file {path} names unknown fields {', '.join(unknown)}; "
+            f"fields are {', '.join(BY_FIELD)}"
+        )
+    return {header_key(k): (v or None) for k, v in data.items()}
+
+
+def resolve_columns(
+    headers: Sequence[str],
+    *,
+    allowed: set[str],
+    mapping: Mapping[str, str | None] | None = None,
+    what: str,
+) -> list[Column]:
+    """Headers → columns. Every problem is a LedgerError raised before any row is read:
+    an unknown header, two headers for one field, a field the event type does not have."""
+    mapping = mapping or {}
+    columns: list[Column] = []
+    unknown: list[str] = []
+    for index, raw in enumerate(headers):
+        header = raw.strip()
+        key = header_key(header)
+        if not key:
+            columns.append(Column(index, "", None))
+            continue
+        if key in mapping:
+            name = mapping[key]
+            scale, unit = _mapped_unit(header, name) if name else (Decimal(1), None)
+            columns.append(Column(index, header, name, scale, unit))
+            continue
+        if key in _IGNORED_KEYS:
+            columns.append(Column(index, header, None))
+            continue
+        if is_note_header(header):
+            columns.append(Column(index, header, None, note=True))
+            continue
+        match = match_header(header)
+        if match is None:
+            unknown.append(header)
+            continue
+        columns.append(Column(index, header, match.field, match.scale, match.unit))
+    if unknown:
+        listed = "、".join(unknown)
+        fields = ", ".join(sorted(f for f in allowed if f not in _NOT_FROM_LEDGER))
+        raise LedgerError(
+            f"unknown column{'s' if len(unknown) > 1 else ''} {listed}: not a field of "
+            f"{what}, nothing was sent. Rename the column (e.g. 项目名称, 所属街道, 完成日期, "
+            "面积（㎡）, or the English field name), or pass --mapping FILE with a line "
+            f"'{unknown[0]}: FIELD' (FIELD one of {fields}) or '{unknown[0]}: null' to "
+            "ignore the column"
+        )
+    seen: dict[str, str] = {}
+    for column in columns:
+        if column.field is None:
+            continue
+        if column.field not in allowed:
+            raise LedgerError(
+                f"column {column.header!r} means {column.field}, which {what} does not have; "
+                "remove the column, or ignore it with --mapping (  "
+                f"{column.header}: null  )"
+            )
+        if column.field in seen:
+            raise LedgerError(
+                f"columns {seen[column.field]!r} and {column.header!r} both mean "
+                f"{column.field}; keep one, or say which is which with --mapping"
+            )
+        seen[column.field] = column.header
+    return columns
+
+
+@dataclass(frozen=True)
+class Options:
+    event_type: str | None = None
+    department: str | None = None
+    mapping: Mapping[str, str | None] | None = None
+
+
+def check_options(options: Options) -> None:
+    if options.event_type is not None and options.event_type not in BY_EVENT_TYPE:
+        known = ", ".join(t for t in BY_EVENT_TYPE if not t.endswith(".correction"))
+        raise LedgerError(
+            f"unknown event type {options.event_type!r} for --type; use one of {known}"
+        )
+    if options.department is not None:
+        if options.department not in DEPARTMENTS:
+            raise LedgerError(
+                f"unknown department {options.department!r}; use one of {', '.join(DEPARTMENTS)}"
+            )
+        if options.event_type is not None:
+            spec = BY_EVENT_TYPE[options.event_type]
+            if options.department not in spec.departments:
+                allowed = ", ".join(sorted(spec.departments))
+                raise LedgerError(
+                    f"department {options.department} may not send {options.event_type}; "
+                    f"only {allowed} does"
+                )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a ledger's columns feed events: the columns, and the options in effect (with
+    the event type inferred from the columns when only one type fits them)."""
+
+    columns: list[Column]
+    options: Options
+    inferred_type: bool = False
+
+
+# What the importer fills in itself, or what every event type has.
+_ENVELOPE_FIELDS = frozenset(Envelope.model_fields) | {"event_type"}
+
+
+def infer_event_type(columns: Iterable[Column]) -> list[str]:
+    """The event types (corrections aside) whose fields cover the columns and whose
+    required fields all have a column."""
+    fields = {c.field for c in columns if c.field} - _ENVELOPE_FIELDS
+    fits = []
+    for event_type, spec in BY_EVENT_TYPE.items():
+        model = spec.by_type[event_type]
+        if event_type.endswith(".correction"):
+            continue
+        own = model_fields([model]) - _ENVELOPE_FIELDS
+        required = {
+            name
+            for name, info in model.model_fields.items()
+            if info.is_required() and name not in _ENVELOPE_FIELDS
+        }
+        if fields <= own and required <= fields | ({"location"} & fields):
+            fits.append(event_type)
+    return fits
+
+
+def _letter(index: int) -> str:
+    """Column A, B, …, Z, AA as Excel names it."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _is_header(text: str, mapping: Mapping[str, str | None]) -> bool:
+    """A name CityStream reads as a column: a field's header, a mapped, ignored or notes
+    header."""
+    key = header_key(text)
+    if not key:
+        return False
+    if key in mapping or key in _IGNORED_KEYS or is_note_header(text):
+        return True
+    try:
+        return match_header(text) is not None
+    except LedgerError:
+        return True  # a field with a unit it cannot convert: a header, refused as such
+
+
+def _is_unit(text: str) -> bool:
+    """万㎡, （米）, 单位：套 — a cell of a units row under the header."""
+    key = header_key(text).removeprefix("单位").strip("()")
+    return key in _ALL_UNIT_KEYS
+
+
+def settle_header_rows(ledger: Ledger, mapping: Mapping[str, str | None] | None = None) -> None:
+    """Read a second header row under the first, when there is one.
+
+    District offices merge a group cell over its sub-headers (完成情况 over 完成日期 |
+    供热面积（万㎡）) or put the units in a row of their own (面积 over 万㎡). In the file the
+    merged cell's text sits in its first column, the others are empty. The row under the
+    header is a second header row when every cell filled in it is a known header (or a unit
+    under a known header) and one of them adds something: it sits under an empty or
+    unknown upper cell, or it is a unit. The columns are then named by the lower row where
+    it is filled, by the upper one elsewhere. A row that is a second header row except
+    for names CityStream does not know is refused here, naming both rows and what to
+    change; anything else is left as the first data row.
+    """
+    if ledger.format == "jsonl" or ledger.header_rows:
+        return
+    mapping = mapping or {}
+    upper = ledger.headers
+    ledger.header_rows = (ledger.header_row,)
+    following = ledger.peek()
+    if following is None:
+        return
+    number, cells = following
+    lower = ["" if blank(c) else str(c).strip() for c in cells]
+    if any(not blank(c) and not isinstance(c, str) for c in cells):
+        return  # numbers or dates: a data row
+    filled = [i for i, text in enumerate(lower) if text]
+    if not filled:
+        return
+
+    def above(i: int) -> str:
+        return upper[i].strip() if i < len(upper) else ""
+
+    def understood(i: int) -> bool:
+        text = lower[i]
+        return _is_header(text, mapping) or (_is_unit(text) and _is_header(above(i), mapping))
+
+    adds = [i for i in filled if not _is_header(above(i), mapping) or _is_unit(lower[i])]
+    if not adds:
+        return
+    unknown = [i for i in filled if not understood(i)]
+    if unknown:
+        if not any(_is_header(lower[i], mapping) for i in adds):
+            return  # nothing in it reads as a header: the first data row
+        raise LedgerError(_two_row_refusal(ledger, upper, lower, number, unknown))
+    merged: list[str] = []
+    for i in range(max(len(upper), len(lower))):
+        text = lower[i] if i < len(lower) else ""
+        if not text:
+            merged.append(above(i))
+        elif _is_unit(text):
+            merged.append(f"{above(i)}（{text.strip('()（）')}）")
+        else:
+            merged.append(text)
+    ledger.skip()
+    ledger.upper_headers = list(upper)
+    ledger.headers = merged
+    ledger.header_rows = (ledger.header_row, number)
+    ledger.header_row = number
+    if ledger.total_hint is not None:
+        ledger.total_hint = max(0, ledger.total_hint - 1)
+
+
+def _two_row_refusal(
+    ledger: Ledger, upper: Sequence[str], lower: Sequence[str], number: int, unknown: list[int]
+) -> str:
+    first = ledger.header_row
+    groups = [
+        f"{upper[i].strip()} over {' / '.join(t for t in lower[i : i + 4] if t)}"
+        for i in range(min(len(upper), len(lower)))
+        if upper[i].strip() and lower[i]
+    ]
+    bad = "、".join(f"{lower[i]} (column {_letter(i)})" for i in unknown)
+    single = " | ".join(
+        f"{_letter(i)} {lower[i] if i < len(lower) and lower[i] else upper[i].strip()}"
+        for i in range(max(len(upper), len(lower)))
+        if (i < len(lower) and lower[i]) or (i < len(upper) and upper[i].strip())
+    )
+    return (
+        f"{ledger.path}: rows {first} and {number} are a two-row header"
+        + (f" ({'; '.join(groups)})" if groups else "")
+        + f", but row {number} names column{'s' if len(unknown) > 1 else ''} CityStream does "
+        f"not know: {bad}; nothing was sent. Rename {'them' if len(unknown) > 1 else 'it'} "
+        f"in row {number} to a known header (e.g. 完成日期, 供热面积（万㎡）, 备注) and the two "
+        f"rows are read as one header; or make row {number} the only header row — "
+        f"{single} — and delete row {first}; or map {lower[unknown[0]]!r} with --mapping"
+    )
+
+
+def ledger_columns(ledger: Ledger, options: Options) -> Layout:
+    """The columns of a tabular ledger, checked against the event type(s) it may hold.
+
+    Raises LedgerError (unknown column, two columns for one field, no event type) before
+    any row is read; a JSONL ledger has no header (its keys are checked line by line).
+    """
+    check_options(options)
+    if ledger.format == "jsonl":
+        return Layout([], options)
+    if options.event_type is None:
+        allowed = model_fields(m for spec in ALL for m in spec.models) | {"event_type"}
+    else:
+        spec = BY_EVENT_TYPE[options.event_type]
+        # A 事件类型 column agreeing with --type is harmless; rows of another type are
+        # judged by decode like any row.
+        allowed = model_fields([spec.by_type[options.event_type]]) | {"event_type"}
+    what = options.event_type or "any event type"
+    settle_header_rows(ledger, options.mapping)
+    try:
+        columns = resolve_columns(
+            ledger.headers, allowed=allowed, mapping=options.mapping, what=what
+        )
+    except LedgerError as exc:
+        if len(ledger.header_rows) < 2:
+            raise
+        first, second = ledger.header_rows
+        raise LedgerError(
+            f"{exc} (the header spans rows {first} and {second}, read as one: "
+            f"{' | '.join(h for h in ledger.headers if h)}; a column is named by row {second} "
+            f"where that is filled, by row {first} elsewhere)"
+        ) from exc
+    if options.event_type is None and not any(c.field == "event_type" for c in columns):
+        fits = infer_event_type(columns)
+        if len(fits) == 1:
+            inferred = Options(fits[0], options.department, options.mapping)
+            check_options(inferred)
+            return Layout(columns, inferred, inferred_type=True)
+        which = f"one of {', '.join(fits)}" if fits else "e.g. heating.area_connected"
+        raise LedgerError(
+            f"{ledger.path} has no 事件类型 (event_type) column and its columns fit "
+            f"{'several event types' if fits else 'no single event type'}: pass --type, {which}"
+        )
+    return Layout(columns, options)

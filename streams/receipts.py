@@ -1,0 +1,408 @@
+"""The worker's receipts: after a batch commits, what became of each of its records, on the
+receipts topic of the department that sent it (``city.receipts.<department>.v1``, format in
+:mod:`schemas.receipts`).
+
+Why receipts cannot be lost for good, though Kafka and PostgreSQL do not commit together:
+
+1. receipts are published only after the batch's transaction committed (what they say is
+   then true), keyed by the records' positions, so publishing one again is harmless;
+2. before the family writes its next batch it waits until the previous batch's receipts
+   were acknowledged, and only then sends that batch's marks (:class:`schemas.receipts.Mark`):
+   at any moment at most one batch's receipts are in flight;
+3. when a worker is assigned a partition it re-derives from PostgreSQL the receipts of the
+   partition's last ``CITYSTREAM_BATCH_SIZE`` offsets before the offset PostgreSQL stored
+   — where the last batch written, whose receipts may have died with the worker that wrote
+   it, must lie — publishes them, waits for them, then marks the partition: ledger rows
+   are ``stored`` receipts, dead letters ``refused`` ones. A duplicate leaves no row, so its
+   receipt is not re-derived; the mark after the re-derived receipts tells a reader that a
+   record below it without a receipt was a duplicate;
+4. ``citystream receipts rebuild`` re-derives a department's whole history the same way
+   (operators only: it reads PostgreSQL).
+
+A receipt that cannot be delivered (the receipts topic missing or refused) is logged and
+counted (``citystream_receipts_failed_total``) and the family goes on: receipts must never
+stop the ledger. Tables read: ``events`` and ``deadletters`` (by their position index).
+
+The SQL here only reads; it lives beside the receipts rather than in ``streams/db`` because
+that package was frozen while receipts were added (it belongs there, with the other SQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from schemas.envelope import Envelope
+from schemas.receipts import CHUNK, Outcome, encode_mark, encode_receipts, receipt_entry
+from schemas.topics import TopicSpec
+from schemas.validation import Rejection
+from services.settings import Settings
+from streams import metrics
+from streams.db import DatabaseError, connect_async
+from streams.sink import Batch, Record, SinkResult
+
+log = logging.getLogger("citystream.worker")
+
+# How long the family waits for the previous batch's receipts before writing the next.
+SETTLE_TIMEOUT_S = 30.0
+
+Position = tuple[int, int]  # (partition, offset) within one topic
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One Kafka record for a department's receipts topic."""
+
+    department: str
+    key: bytes
+    value: bytes
+    receipts: int = 0  # receipts in it (0: a mark)
+
+
+def departments_of(spec: TopicSpec, event: Envelope | None) -> list[str]:
+    """Whose receipts topic a record's receipt goes to: the department of the topic it was
+    sent on (only that department may write it), or, on a topic several departments write,
+    the event's department when it is one of them, else each of them."""
+    if len(spec.departments) == 1:
+        return list(spec.departments)
+    if event is not None and event.department in spec.departments:
+        return [event.department]
+    return sorted(spec.departments)
+
+
+def _identity(record: Record) -> tuple[str | None, str | None, str | None]:
+    """event_id, event_type and source_ref of a record the worker did not accept, where
+    its JSON has them (best effort: it may not be JSON at all)."""
+    try:
+        data = orjson.loads(record.value or b"")
+    except orjson.JSONDecodeError:
+        return None, None, None
+    if not isinstance(data, dict):
+        return None, None, None
+    found = [data.get(k) for k in ("event_id", "event_type", "source_ref")]
+    return tuple(v[:200] if isinstance(v, str) else None for v in found)  # type: ignore[return-value]
+
+
+def build(
+    spec: TopicSpec,
+    batch: Batch,
+    results: Sequence[SinkResult],
+    stored: set[Position] | None,
+) -> tuple[list[Outgoing], list[Outgoing]]:
+    """(receipts, marks) for a committed batch. ``stored``: the positions whose record
+    inserted its event, or None when every accepted record did (the common case, known
+    without asking PostgreSQL)."""
+    refused: dict[Position, Rejection] = {}
+    for result in results:
+        for record, rejection in result.rejected:
+            refused[(record.partition, record.offset)] = rejection
+    accepted: dict[Position, Envelope] = {
+        (record.partition, record.offset): event for record, event in batch.accepted
+    }
+    by_place: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for record in batch.records:
+        position = (record.partition, record.offset)
+        event = accepted.get(position)
+        why = refused.get(position)
+        if why is not None:
+            identity = (
+                (str(event.event_id), event.event_type_name, event.source_ref)
+                if event is not None
+                else _identity(record)
+            )
+            event_id, event_type, ref = identity
+            entry = receipt_entry(
+                record.offset,
+                "refused",
+                event_id=event_id,
+                event_type=event_type,
+                source_ref=ref,
+                why=why,
+            )
+        elif event is not None:
+            outcome: Outcome = "stored" if stored is None or position in stored else "duplicate"
+            entry = receipt_entry(
+                record.offset,
+                outcome,
+                event_id=str(event.event_id),
+                event_type=event.event_type_name,
+                source_ref=event.source_ref,
+                event=record.value,
+            )
+        else:
+            # Neither accepted nor refused: a repeat, within the batch, of an accepted event.
+            event_id, event_type, ref = _identity(record)
+            entry = receipt_entry(
+                record.offset,
+                "duplicate",
+                event_id=event_id,
+                event_type=event_type,
+                source_ref=ref,
+                event=record.value,
+            )
+        for department in departments_of(spec, event):
+            by_place[(department, record.partition)].append(entry)
+    receipts: list[Outgoing] = []
+    marks: list[Outgoing] = []
+    topic = spec_topic(batch)
+    for (department, partition), entries in by_place.items():
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
+            key, value = encode_receipts(topic, batch.incarnation, partition, chunk)
+            receipts.append(Outgoing(department, key, value, len(chunk)))
+        next_offset = batch.next_offsets[(topic, partition)]
+        key, value = encode_mark(topic, batch.incarnation, partition, next_offset)
+        marks.append(Outgoing(department, key, value))
+    return receipts, marks
+
+
+def spec_topic(batch: Batch) -> str:
+    """The one topic a family's batch reads (with the namespace, as Kafka names it)."""
+    return batch.records[0].topic
+
+
+def all_stored(batch: Batch, results: Sequence[SinkResult]) -> bool:
+    """Whether every accepted, not refused record inserted its event: then no receipt is
+    a duplicate and PostgreSQL need not be asked which ones were."""
+    refused = {(r.partition, r.offset) for res in results for r, _ in res.rejected}
+    accepted = sum(1 for r, _ in batch.accepted if (r.partition, r.offset) not in refused)
+    return sum(res.inserted for res in results) == accepted
+
+
+_STORED_AT = sql.SQL(
+    """SELECT partition, kafka_offset FROM events
+       WHERE topic = %s AND incarnation = %s
+         AND (partition, kafka_offset) IN (SELECT * FROM unnest(%s::int[], %s::bigint[]))"""
+)
+
+
+async def stored_positions(conn: Any, batch: Batch) -> set[Position]:
+    """Which accepted records of a committed batch inserted their event (the others were
+    duplicates of events the ledger held)."""
+    positions = [(r.partition, r.offset) for r, _ in batch.accepted]
+    cur = await conn.execute(
+        _STORED_AT,
+        (
+            spec_topic(batch),
+            batch.incarnation,
+            [p for p, _ in positions],
+            [o for _, o in positions],
+        ),
+    )
+    return {(int(p), int(o)) for p, o in await cur.fetchall()}
+
+
+class Publisher:
+    """One family's receipts: sends them after each commit; the family waits for them
+    (:meth:`settled`) before it writes its next batch.
+
+    ``topics``: department → the faust topic of its receipts.
+    """
+
+    def __init__(self, topics: dict[str, Any]) -> None:
+        self._topics = topics
+        self._settling: list[asyncio.Task[None]] = []
+        # Set when a batch's receipts were not all published: from then on this worker
+        # sends no marks, which would tell readers that the lost receipts' records were
+        # duplicates. The next worker's assignment (or receipts-rebuild) makes it good.
+        self.broken = False
+
+    def lost(self, why: str) -> None:
+        if not self.broken:
+            log.error(
+                "receipts lost (%s): no marks from this worker until it restarts; run "
+                "'citystream receipts-rebuild' for the departments concerned",
+                why,
+            )
+        self.broken = True
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Count ``task`` (receipts re-derived after an assignment) among what
+        :meth:`settled` waits for: the family's next marks must come after its receipts."""
+        self._settling.append(task)
+
+    async def settled(self) -> None:
+        """Wait until the receipts published so far are acknowledged and their marks sent."""
+        tasks, self._settling = self._settling, []
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=SETTLE_TIMEOUT_S)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("publishing receipts failed", exc_info=task.exception())
+        if pending:
+            log.error(
+                "receipts not acknowledged within %.0f s; writing the next batch anyway",
+                SETTLE_TIMEOUT_S,
+            )
+
+    async def publish(self, receipts: list[Outgoing], marks: list[Outgoing]) -> None:
+        """Queue the receipts now; have them acknowledged, then send the marks, in the
+        background (the next batch is written after :meth:`settled`)."""
+        futures = [await self._send(out) for out in receipts]
+        self._settling.append(asyncio.create_task(self._settle(futures, marks)))
+
+    async def _send(self, out: Outgoing) -> Any:
+        topic = self._topics.get(out.department)
+        if topic is None:
+            return None
+        try:
+            return await topic.send(key=out.key, value=out.value)
+        except Exception:
+            log.exception("a receipt could not be queued", extra={"department": out.department})
+            metrics.RECEIPTS_FAILED.labels(out.department).inc()
+            return None
+
+    async def _settle(self, futures: list[Any], marks: list[Outgoing]) -> None:
+        if not await _acknowledged(futures):
+            # Without its receipts acknowledged a mark would tell readers "duplicate": keep
+            # quiet instead; the receipts come back when a worker is next assigned these
+            # partitions, or with `citystream receipts-rebuild`.
+            self.lost("Kafka did not acknowledge them")
+            return
+        if not self.broken:
+            await _acknowledged([await self._send(out) for out in marks])
+
+
+async def _acknowledged(futures: Iterable[Any]) -> bool:
+    ok = True
+    for future in futures:
+        if future is None:
+            ok = False
+            continue
+        try:
+            await future
+        except Exception:
+            log.exception("a receipt was not acknowledged by Kafka")
+            metrics.RECEIPTS_FAILED.labels("").inc()
+            ok = False
+    return ok
+
+
+# --- re-deriving receipts from PostgreSQL --------------------------------------------------------
+
+_LEDGER_ROWS = sql.SQL(
+    """SELECT kafka_offset, event_id, event_type, source_ref, payload FROM events
+       WHERE topic = %s AND incarnation = %s AND partition = %s
+         AND kafka_offset >= %s AND kafka_offset < %s
+       ORDER BY kafka_offset"""
+)
+_DEAD_LETTERS = sql.SQL(
+    """SELECT kafka_offset, reason, field, value, rule, message, raw FROM deadletters
+       WHERE topic = %s AND incarnation = %s AND partition = %s
+         AND kafka_offset >= %s AND kafka_offset < %s
+       ORDER BY kafka_offset"""
+)
+
+
+async def rederive(
+    conn: Any,
+    spec: TopicSpec,
+    *,
+    topic: str,
+    incarnation: int,
+    partition: int,
+    start: int,
+    stop: int,
+) -> tuple[list[Outgoing], list[Outgoing]]:
+    """(receipts, marks) for the records at offsets [start, stop) of one partition, from
+    the ledger rows (stored) and dead letters (refused) PostgreSQL holds; the mark says
+    ``stop``, the offset PostgreSQL stored."""
+    entries: list[tuple[int, dict[str, Any], list[str]]] = []
+    params = (topic, incarnation, partition, start, stop)
+    cur = await conn.execute(_LEDGER_ROWS, params)
+    for offset, event_id, event_type, ref, payload in await cur.fetchall():
+        departments = departments_of(spec, None)
+        if len(departments) > 1 and isinstance(payload, dict):
+            departments = [d for d in departments if d == payload.get("department")] or departments
+        entry = receipt_entry(
+            int(offset),
+            "stored",
+            event_id=str(event_id),
+            event_type=event_type,
+            source_ref=ref,
+            event=orjson.dumps(payload),
+        )
+        entries.append((int(offset), entry, departments))
+    cur = await conn.execute(_DEAD_LETTERS, params)
+    for offset, reason, field, value, rule, message, raw in await cur.fetchall():
+        zh, _, en = str(message).partition(" / ")
+        why = Rejection(reason, field, value, rule or "", zh, en)
+        record = Record(topic, partition, int(offset), bytes(raw) if raw is not None else None)
+        event_id, event_type, ref = _identity(record)
+        entry = receipt_entry(
+            int(offset),
+            "refused",
+            event_id=event_id,
+            event_type=event_type,
+            source_ref=ref,
+            why=why,
+        )
+        entries.append((int(offset), entry, departments_of(spec, None)))
+    entries.sort(key=lambda item: item[0])
+    by_department: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for _, entry, departments in entries:
+        for department in departments:
+            by_department[department].append(entry)
+    receipts: list[Outgoing] = []
+    for department, mine in by_department.items():
+        for first in range(0, len(mine), CHUNK):
+            chunk = mine[first : first + CHUNK]
+            key, value = encode_receipts(topic, incarnation, partition, chunk)
+            receipts.append(Outgoing(department, key, value, len(chunk)))
+    marks = []
+    for department in departments_of(spec, None):
+        key, value = encode_mark(topic, incarnation, partition, stop)
+        marks.append(Outgoing(department, key, value))
+    return receipts, marks
+
+
+async def rederive_last_batches(
+    settings: Settings,
+    spec: TopicSpec,
+    *,
+    incarnation: int,
+    positions: dict[tuple[str, int], int],
+) -> tuple[list[Outgoing], list[Outgoing]] | None:
+    """(receipts, marks) of the last ``CITYSTREAM_BATCH_SIZE`` offsets before each stored
+    offset in ``positions`` ((topic, partition) → next offset PostgreSQL stored), where
+    the last batch a worker wrote to the partition lies; None if PostgreSQL could not be
+    read (the next assignment tries again; ``citystream receipts rebuild`` covers it)."""
+    window = settings.batch_size
+    try:
+        conn = await connect_async(settings, statement_timeout_s=30)
+    except DatabaseError as exc:
+        log.warning("receipts not re-derived for %s: %s", spec.name, exc)
+        return None
+    receipts: list[Outgoing] = []
+    marks: list[Outgoing] = []
+    try:
+        async with conn.transaction():
+            for (topic, partition), stop in sorted(positions.items()):
+                if stop <= 0:
+                    continue
+                found, marked = await rederive(
+                    conn,
+                    spec,
+                    topic=topic,
+                    incarnation=incarnation,
+                    partition=partition,
+                    start=max(0, stop - window),
+                    stop=stop,
+                )
+                receipts.extend(found)
+                marks.extend(marked)
+    except psycopg.Error as exc:
+        log.warning("receipts not re-derived for %s: %s", spec.name, exc)
+        return None
+    finally:
+        await conn.close()
+    return receipts, marks

@@ -28,7 +28,7 @@ from schemas.topics import receipts_topic
 from services.producer import ensure_topics
 from services.settings import Settings
 from streams.db import connect
-from tests.conftest import ROOT, WorkerProcess, settings_env
+from tests.conftest import ROOT, WorkerProcess, kafka_options, settings_env
 from tests.integration.helpers import scalar
 
 pytestmark = pytest.mark.integration
@@ -426,7 +426,7 @@ def test_wait_reports_a_row_the_worker_refuses_and_receipts_list_it(
 def _lose_receipts(settings: Settings, department: str) -> None:
     """The receipts topic deleted and made again, empty: every receipt lost."""
     topic = settings.topic_name(receipts_topic(department))
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_options(settings, "admin"))
     try:
         admin.delete_topics([topic])
         deadline = time.monotonic() + 60

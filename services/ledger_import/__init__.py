@@ -66,7 +66,7 @@ from services.ledger_import.headers import (
 )
 from services.ledger_import.plan import Entry, Plan, plan_import
 from services.ledger_import.report import default_rejects_path, write_rejects
-from services.ledger_import.run import ImportReport, ImportRequest, run_import
+from services.ledger_import.run import ImportReport, ImportRequest, run_import, sender
 from services.ledger_import.send import SEND_BATCH, EventSink, send_plan
 from services.ledger_import.state import Approval, compare
 
@@ -112,5 +112,6 @@ __all__ = [
     "resolve_columns",
     "run_import",
     "send_plan",
+    "sender",
     "write_rejects",
 ]

@@ -35,11 +35,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from schemas.errors import CityStreamError
+
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 
 
-class ExpansionError(ValueError):
+class ExpansionError(CityStreamError, ValueError):
     """The SQL names a variable or macro that cannot be expanded; the message says which."""
 
 

@@ -21,6 +21,7 @@ from dashboards import alerts
 from dashboards.build import REPO_ROOT, dashboards
 from dashboards.panels import FOLDER_TITLE, FOLDER_UID
 from dashboards.query import DATASOURCE_UID
+from schemas.errors import CityStreamError
 
 DATASOURCE_FILE = Path("deploy/grafana/provisioning/datasources/citystream.yaml")
 PUSH_MESSAGE = "citystream dashboards push"
@@ -30,7 +31,7 @@ class NotFound(Exception):
     """Grafana answered 404 for a look-up."""
 
 
-class PushError(RuntimeError):
+class PushError(CityStreamError):
     """Grafana refused a call; the message names the call and Grafana's answer."""
 
 

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.districts import LABELS, SUBDISTRICTS, District
+from schemas.errors import CityStreamError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = REPO_ROOT / "seeds"
@@ -102,7 +103,7 @@ _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(万|亿)?")
 _SCALE = {None: Decimal(1), "万": Decimal(10_000), "亿": Decimal(100_000_000)}
 
 
-class CatalogueError(ValueError):
+class CatalogueError(CityStreamError, ValueError):
     """A catalogue file is missing, malformed, or inconsistent with another."""
 
     def __init__(self, file: Path | str, item: str, problem: str) -> None:

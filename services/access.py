@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from schemas.topics import ALL, CHECKPOINT_TOPIC, DEADLETTER_TOPIC, receipts_topic
-from services.settings import DEPARTMENTS, Settings
+from streams.settings import DEPARTMENTS, Settings
 
 Operation = Literal["READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS"]
 Resource = Literal["topic", "group", "transactional_id"]

@@ -1,6 +1,6 @@
 """``citystream``: the one command line for operators, departments and auditors.
 
-Every command reads :class:`services.settings.Settings` (env prefix ``CITYSTREAM_``).
+Every command reads :class:`streams.settings.Settings` (env prefix ``CITYSTREAM_``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from services.audit.commands import audit
-from services.settings import get_settings
+from streams.settings import get_settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -120,7 +120,7 @@ def topics() -> None:
     set broker timestamps (LogAppendTime) on those that exist, and grant every principal its
     ACLs on them (as the admin: CITYSTREAM_KAFKA_ADMIN_PASSWORD)."""
     from services.producer import KafkaAuthenticationError, ensure_topics
-    from services.settings import MissingCredentials
+    from streams.settings import MissingCredentials
 
     try:
         report = ensure_topics(get_settings())
@@ -163,7 +163,7 @@ def access_users() -> None:
     """Set the SCRAM password of every principal whose password this process holds (as the
     admin). Compose's migrate step runs it, so a password changed in .env takes effect."""
     from services.producer import KafkaAuthenticationError, set_passwords
-    from services.settings import PRINCIPALS, MissingCredentials
+    from streams.settings import PRINCIPALS, MissingCredentials
 
     settings = get_settings()
     held = {
@@ -195,14 +195,14 @@ def access_rotate(principal: str, password_stdin: bool) -> None:
     import secrets
 
     from services.producer import KafkaAuthenticationError, set_passwords
-    from services.settings import (
+    from services.stack import state
+    from streams.settings import (
         PRINCIPALS,
         STACK_ENV_FILE,
         MissingCredentials,
         password_variable,
         user_overrides,
     )
-    from services.stack import state
 
     if principal not in PRINCIPALS:
         _fail(f"{principal!r} is not a Kafka principal; one of {', '.join(PRINCIPALS)}")
@@ -514,7 +514,7 @@ def worker() -> None:
     not create topics: run `citystream topics` (as the admin) first.
     """
     from services.producer import KafkaAuthenticationError, TopicIds, wait_for_topics
-    from services.settings import MissingCredentials
+    from streams.settings import MissingCredentials
     from streams.worker import run
 
     settings = get_settings()

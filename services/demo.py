@@ -43,12 +43,12 @@ from services.pledges import PledgeProgress, load, progress, status_table, valid
 from services.producer import ensure_topics
 from services.progress import caught_up
 from services.report import DEFAULT_OUT, format_exact, screenshot, write_report
-from services.settings import Settings
 from services.simulator import DEFAULT_SEED, plan
 from services.simulator_run import SendReport, send
 from streams.db import connect
 from streams.db.migrate import apply
 from streams.db.pledges import metric_days
+from streams.settings import Settings
 
 STATUS_DAY = date(2024, 8, 31)  # the 2024 position the simulator is designed for
 CHECK_YEAR = 2022  # the year whose reported achievements the platform must reproduce

@@ -33,8 +33,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, UnsupportedCodecError
 
+from schemas.errors import CityStreamError
 from services.producer import KafkaAuthenticationError, kafka_client, refusal
-from services.settings import MissingCredentials, Settings
+from streams.settings import MissingCredentials, Settings
 
 TP = tuple[str, int]
 # The principal every audit read runs as.
@@ -46,7 +47,7 @@ STALL_TIMEOUT_S = 60.0
 LOCATE_TIMEOUT_S = 30.0
 
 
-class KafkaReadError(RuntimeError):
+class KafkaReadError(CityStreamError):
     """Kafka could not be read as asked; the message says what and what to do."""
 
 

@@ -5,7 +5,7 @@ from SQL (``pledge_progress`` view, ``pledge_progress_at(d)``; migration 0004).
 Reads the catalogue (``seeds/``, :func:`schemas.catalogue.load_catalogue`) and, through
 ``streams.db.pledges``, the tables ``metric_daily`` and ``events``; ``load`` writes
 ``pledges`` and ``pledge_schedule``. No environment variable of its own: the CLI passes a
-connection made from :class:`services.settings.Settings`.
+connection made from :class:`streams.settings.Settings`.
 
 Definitions, for a pledge and a local (Asia/Shanghai) date D, at the end of D:
 
@@ -66,6 +66,7 @@ import psycopg
 from rich.table import Table
 
 from schemas.catalogue import SOURCES_DIR, Catalogue, Pledge, load_catalogue
+from schemas.errors import CityStreamError
 from streams.db.pledges import (
     CorrectionRow,
     ItemEvent,
@@ -407,7 +408,7 @@ def pledge_record(pledge: Pledge, catalogue: Catalogue) -> PledgeRecord:
     )
 
 
-class NoPledges(ValueError):
+class NoPledges(CityStreamError, ValueError):
     """The catalogue has no pledge for the year asked for."""
 
 

@@ -3,7 +3,7 @@ ACLs and users, probing the broker. ``services.kafka_reader`` reads with the sam
 connection helper (:func:`kafka_client`).
 
 Every client authenticates (SASL/SCRAM-SHA-512) as one principal of
-``services.settings.PRINCIPALS``: a department's ``Producer`` as that department, topic and
+``streams.settings.PRINCIPALS``: a department's ``Producer`` as that department, topic and
 ACL administration as ``admin``, the worker's topic checks as ``worker``, audits as
 ``auditor``. A wrong password is reported as "authentication failed" after ``AUTH_PROBE_S``
 (kafka-python itself only logs the SASL error and keeps retrying until its bootstrap
@@ -52,9 +52,10 @@ from kafka.errors import (
 )
 
 from schemas.envelope import Envelope
+from schemas.errors import CityStreamError
 from schemas.topics import ALL, BY_EVENT_TYPE, CHECKPOINT_TOPIC, DEADLETTER_TOPIC, receipts_topic
 from services.access import Grant, grants
-from services.settings import DEPARTMENTS, MissingCredentials, Settings, password_variable
+from streams.settings import DEPARTMENTS, MissingCredentials, Settings, password_variable
 
 log = logging.getLogger("citystream.producer")
 # kafka-python warns "Exchanging credentials in the clear" for every SCRAM login over
@@ -74,11 +75,11 @@ logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 AUTH_PROBE_S = 3.0
 
 
-class KafkaAuthenticationError(RuntimeError):
+class KafkaAuthenticationError(CityStreamError):
     """The broker refused this principal's credentials (SASL authentication failed)."""
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(CityStreamError):
     """Kafka did not acknowledge an event within the configured time; it was not sent."""
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from schemas.topics import ALL
 from services.producer import end_offsets
-from services.settings import Settings
 from streams.db import DatabaseUnavailable, connect
+from streams.settings import Settings
 
 
 def caught_up(settings: Settings, topics: Iterable[str] | None = None) -> bool:

@@ -19,11 +19,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from schemas.errors import CityStreamError
 from schemas.receipts import Receipt
 from schemas.topics import BY_FAMILY, receipts_topic
 from services.receipts import ReceiptReader, ReceiptsError
-from services.settings import Settings
 from streams.rollup import LOCAL_TZ
+from streams.settings import Settings
 
 COLUMNS = (
     "judged_at",
@@ -44,7 +45,7 @@ COLUMNS = (
 TABLE_LINES = 200
 
 
-class ReceiptReportError(RuntimeError):
+class ReceiptReportError(CityStreamError):
     """The receipts could not be listed or rebuilt; the message says why."""
 
 
@@ -173,8 +174,8 @@ def rebuild(settings: Settings, department: str) -> int:
     from kafka.errors import KafkaError
 
     from services.producer import KafkaAuthenticationError, kafka_client
-    from services.settings import MissingCredentials
     from streams.db import DatabaseError
+    from streams.settings import MissingCredentials
 
     try:
         outgoing = asyncio.run(_rederive_all(settings, department))

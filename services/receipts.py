@@ -32,6 +32,7 @@ from datetime import datetime
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from schemas.errors import CityStreamError
 from schemas.receipts import Mark, Receipt, decode_record
 from schemas.topics import receipts_topic
 from services.producer import KafkaAuthenticationError, kafka_client
@@ -43,7 +44,7 @@ from services.receipts_view import (
     Waiting,
     fold,
 )
-from services.settings import MissingCredentials, Settings
+from streams.settings import MissingCredentials, Settings
 
 __all__ = [
     "HeldEvent",
@@ -61,7 +62,7 @@ __all__ = [
 TOPIC_WAIT_S = 3.0
 
 
-class ReceiptsError(RuntimeError):
+class ReceiptsError(CityStreamError):
     """The receipts could not be read; the message says why and what to do."""
 
 

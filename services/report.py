@@ -13,7 +13,7 @@ evaluated on each day the actual changes, so its last point is the pledge's actu
 
 Screenshots and the rendered DOM come from Debian's ``chromium`` in headless mode
 (:func:`screenshot`, :func:`rendered_dom`). No environment variable of its own: callers pass
-a connection made from :class:`services.settings.Settings`.
+a connection made from :class:`streams.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from schemas.catalogue import (
     load_catalogue,
 )
 from schemas.districts import LABELS, District
+from schemas.errors import CityStreamError
 from services.pledges import (
     AT_RISK_SHARE,
     BEHIND_GAP_DAYS,
@@ -93,7 +94,7 @@ SCHEDULE_KINDS = {
 Series = tuple[tuple[date, Decimal], ...]
 
 
-class ReportError(RuntimeError):
+class ReportError(CityStreamError):
     """The report could not be written or rendered; the message says what to do."""
 
 

@@ -91,6 +91,7 @@ from schemas.catalogue import Catalogue, Pledge, load_catalogue
 from schemas.corrections import Correction
 from schemas.districts import SUBDISTRICTS, District
 from schemas.envelope import CST, DEPARTMENTS, Envelope, ledger_event_id
+from schemas.errors import CityStreamError
 from schemas.topics import BY_EVENT_TYPE
 from services.simulator_names import Names
 
@@ -143,7 +144,7 @@ OTHER_POINTS_2024 = 9
 PARKING_MONTHS = (3, 3, 8, 12, 13, 13, 12, 11, 9, 7, 5, 4)
 
 
-class SimulationError(ValueError):
+class SimulationError(CityStreamError, ValueError):
     """The simulation cannot be planned as asked (unknown year, --until outside it)."""
 
 

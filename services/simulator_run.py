@@ -22,8 +22,8 @@ from rich.table import Table
 
 from schemas.catalogue import Catalogue, load_catalogue
 from schemas.validation import FUTURE_TOLERANCE
-from services.settings import Settings
 from services.simulator import Plan, SimulationError, expected_totals, pledge_positions
+from streams.settings import Settings
 
 MONTHS = tuple(str(m) for m in range(1, 13))
 
@@ -161,7 +161,7 @@ def send(plan: Plan, settings: Settings, console: Console) -> SendReport:
         missing_topics,
         wait_for_broker,
     )
-    from services.settings import MissingCredentials
+    from streams.settings import MissingCredentials
 
     check_not_in_future(plan)
     # The simulation plays every department, each sending as itself: it needs every

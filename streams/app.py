@@ -32,11 +32,11 @@ from faust.types import TP
 from schemas.envelope import DEPARTMENTS
 from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec, receipts_topic
 from schemas.validation import CREATE_TIME, LOG_APPEND_TIME, Rejection
-from services.settings import SASL_MECHANISM, STACK_DIR, Settings
 from streams import metrics
 from streams import receipts as receipts_
 from streams.db.cursors import Incarnation, current_incarnation, stored_offsets
 from streams.retry import RETRY_DELAYS_S, BatchWriter, connect_with_retry
+from streams.settings import SASL_MECHANISM, STACK_DIR, Settings
 from streams.sink import Batch, Record, SinkResult, prepare
 
 log = logging.getLogger("citystream.worker")

@@ -44,9 +44,9 @@ from schemas.envelope import Envelope
 from schemas.receipts import CHUNK, Outcome, encode_mark, encode_receipts, receipt_entry
 from schemas.topics import TopicSpec
 from schemas.validation import Rejection
-from services.settings import Settings
 from streams import metrics
 from streams.db import DatabaseError, connect_async
+from streams.settings import Settings
 from streams.sink import Batch, Record, SinkResult
 
 log = logging.getLogger("citystream.worker")

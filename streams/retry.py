@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from schemas.validation import Rejection
-from services.settings import Settings
 from streams import metrics
 from streams.db import DatabaseUnavailable, connect_async
 from streams.db.ledger import RecordRefused, TopicReset, write_batch
+from streams.settings import Settings
 from streams.sink import Batch, Record, SinkResult, sink_rejection
 
 log = logging.getLogger("citystream.worker")

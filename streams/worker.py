@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import faust
 
-from services.settings import Settings
 from streams import logs, metrics
 from streams.app import TopicIds, create_app
+from streams.settings import Settings
 
 
 def run(settings: Settings, *, topic_ids: TopicIds) -> None:

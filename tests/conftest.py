@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.settings import Settings, user_overrides
+from streams.settings import Settings, user_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,8 +22,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from services.settings import STACK_DIR, user_overrides
 from services.stack import postgres, state, timescale
+from streams.settings import STACK_DIR, user_overrides
 
 
 @dataclass

@@ -42,7 +42,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.settings import Settings
+from schemas.errors import CityStreamError
+from streams.settings import Settings
 
 FORMAT = "citystream.ledger-checkpoint"
 VERSION = 1
@@ -52,7 +53,7 @@ SIGNING_CONTEXT = b"citystream ledger checkpoint v1\n"
 ChainKey = tuple[str, int, int]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CityStreamError, ValueError):
     """A key or checkpoint file cannot be used; the message says which and why."""
 
 

@@ -35,7 +35,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from services.settings import get_settings
+from streams.settings import get_settings
 
 if TYPE_CHECKING:
     from services.audit.verify import Break
@@ -183,7 +183,7 @@ def checkpoint_cmd(key_path: Path, out: Path) -> None:
     from services.audit import checkpoint
     from services.audit.verify import verify
     from services.producer import DeliveryError, KafkaAuthenticationError, publish_checkpoint
-    from services.settings import MissingCredentials
+    from streams.settings import MissingCredentials
 
     try:
         key = checkpoint.load_private_key(key_path)

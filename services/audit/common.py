@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from schemas.errors import CityStreamError
 from schemas.topics import ALL, BY_FAMILY, TopicSpec
 from streams.rollup import LOCAL_TZ
 
 
-class AuditInputError(ValueError):
+class AuditInputError(CityStreamError, ValueError):
     """An audit argument is invalid; the message names it and says what is expected."""
 
 

@@ -46,7 +46,6 @@ from schemas.topics import TopicSpec
 from schemas.validation import Rejection, decode, record_clock
 from services.audit import store
 from services.audit.common import select_topics
-from services.settings import Settings
 from streams.acceptance import (
     CorrectionRefs,
     NetCorrections,
@@ -56,6 +55,7 @@ from streams.acceptance import (
 )
 from streams.chain import payload_digest
 from streams.rollup import RollupKey, Totals, rollup
+from streams.settings import Settings
 
 Source = Literal["kafka", "ledger"]
 Item = tuple[datetime, str, Mapping[str, Decimal]]  # what rollup() takes per event

@@ -24,9 +24,9 @@ import psycopg
 from psycopg import IsolationLevel, sql
 from psycopg.types.json import set_json_loads
 
-from services.settings import Settings
 from streams.db import connect, errors
 from streams.rollup import RollupKey
+from streams.settings import Settings
 
 TP = tuple[str, int]
 Conn = psycopg.Connection[Any]

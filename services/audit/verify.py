@@ -44,9 +44,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from services.audit import checkpoint, store
-from services.settings import Settings
 from streams.chain import GENESIS, canonical, link
 from streams.db import errors
+from streams.settings import Settings
 
 # (topic, incarnation, partition)
 ChainKey = tuple[str, int, int]

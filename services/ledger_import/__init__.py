@@ -33,7 +33,7 @@ and :mod:`~services.ledger_import.report`: the rejects file, the progress bars, 
 
 No database is touched: what the ledger holds comes from the department's receipts topic
 ``city.receipts.<department>.v1`` (:mod:`services.receipts`). Env: what
-:class:`services.settings.Settings` reads, in particular ``CITYSTREAM_KAFKA_BOOTSTRAP``,
+:class:`streams.settings.Settings` reads, in particular ``CITYSTREAM_KAFKA_BOOTSTRAP``,
 ``CITYSTREAM_TOPIC_NAMESPACE``, ``CITYSTREAM_PRODUCER_TIMEOUT_S``.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.errors import CityStreamError
 from schemas.validation import Rejection
 
 # Exit codes of `citystream import`.
@@ -16,7 +17,7 @@ EXIT_UNCONFIRMED = 3  # --wait: some rows sent had no receipt from the worker in
 REJECTS_COLUMNS = ("row", "column", "value", "reason", "rule", "message_zh", "message_en")
 
 
-class LedgerError(Exception):
+class LedgerError(CityStreamError):
     """The ledger as a whole cannot be imported; the message says what to do. Nothing sent."""
 
 

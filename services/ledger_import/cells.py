@@ -19,6 +19,7 @@ import orjson
 
 from schemas.districts import district_code
 from schemas.envelope import CST
+from schemas.errors import CityStreamError
 from schemas.fields import normalise_text
 from schemas.validation import Rejection
 from services.ledger_import.headers import BASE_UNIT_LABELS, BY_FIELD, Column, FieldSpec
@@ -82,7 +83,7 @@ SCHOOL_LEVELS: dict[str, str] = {
 }
 
 
-class CellError(Exception):
+class CellError(CityStreamError):
     """A cell that cannot become its field's value; carries the rejection."""
 
     def __init__(self, rejection: Rejection) -> None:

@@ -39,7 +39,7 @@ from services.ledger_import.report import (
 from services.ledger_import.send import send_plan
 from services.ledger_import.state import Approval, compare
 from services.ledger_import.wait import RowOutcome, row_outcomes, sent_positions
-from services.settings import Settings, password_variable
+from streams.settings import Settings, password_variable
 
 # How long --wait waits for the worker's receipts by default.
 WAIT_TIMEOUT_S = 120.0

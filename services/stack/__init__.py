@@ -2,7 +2,7 @@
 
 Everything lives under ``.stack/`` (ignored by git): jars, broker data, the database
 cluster, logs, ``state.json`` (what runs, where, under which PID) and ``stack.env``
-(addresses and generated passwords, read by :class:`services.settings.Settings`).
+(addresses and generated passwords, read by :class:`streams.settings.Settings`).
 """
 
 from __future__ import annotations

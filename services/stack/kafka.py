@@ -7,7 +7,7 @@ once; the broker runs as a single KRaft node on 127.0.0.1 with the ports kept in
 
 Security (README > Security): SASL/SCRAM-SHA-512 on both listeners, ACLs enforced. The
 users — the broker's own ``broker``, ``admin`` and every principal of
-``services.settings.PRINCIPALS`` — get generated passwords in ``.stack/stack.env``; they are
+``streams.settings.PRINCIPALS`` — get generated passwords in ``.stack/stack.env``; they are
 written into the storage when it is formatted (``--add-scram``), before the broker's first
 start, because in KRaft nobody could log in to create the first one. A principal added
 later is created over the admin connection (``services.producer.set_passwords``).
@@ -28,8 +28,8 @@ from string import Template
 import orjson
 from pydantic import SecretStr
 
-from services.settings import PRINCIPALS, STACK_DIR, Settings, password_variable
 from services.stack.state import Component, StackError, free_port, port_is_free, read_env
+from streams.settings import PRINCIPALS, STACK_DIR, Settings, password_variable
 
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "deploy" / "local" / "pom.xml"

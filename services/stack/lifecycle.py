@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.settings import Settings, user_overrides
 from services.stack import kafka, postgres, state, timescale
 from services.stack.state import Component, StackError
+from streams.settings import Settings, user_overrides
 
 
 def up() -> dict[str, Component | str]:

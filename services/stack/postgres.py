@@ -32,11 +32,11 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from services.settings import STACK_DIR
 from services.stack import timescale
 from services.stack.state import Component, StackError, free_port, port_is_free
 from streams.db.roles import AUDITOR_ROLE
 from streams.db.timescale import facts
+from streams.settings import STACK_DIR
 
 
 def _cluster_home(name: str) -> Path:

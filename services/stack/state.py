@@ -11,12 +11,13 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel
 
-from services.settings import STACK_DIR, STACK_ENV_FILE
+from schemas.errors import CityStreamError
+from streams.settings import STACK_DIR, STACK_ENV_FILE
 
 STATE_FILE = STACK_DIR / "state.json"
 
 
-class StackError(RuntimeError):
+class StackError(CityStreamError):
     """A component of the local stack could not be set up; the message says what to do."""
 
 

@@ -12,10 +12,11 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from services.settings import Settings
+from schemas.errors import CityStreamError
+from streams.settings import Settings
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(CityStreamError):
     """A database operation failed; the message says which and why."""
 
 

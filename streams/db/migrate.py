@@ -27,9 +27,9 @@ from typing import Any, Literal
 from psycopg import Connection, errors, sql
 from psycopg.conninfo import conninfo_to_dict
 
-from services.settings import Settings
 from streams.db import DatabaseError, connect, roles, schema_identifier
 from streams.db.timescale import EXTENSION, Mode, decide, facts
+from streams.settings import Settings
 
 # Any constant will do; it only has to be the same for every migrating process.
 MIGRATION_LOCK = 0x63697479

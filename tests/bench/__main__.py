@@ -31,8 +31,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 from tests.bench import auth_cost, pipeline, queries
 from tests.bench.workload import heating_records
 

@@ -26,9 +26,9 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from schemas.topics import HEATING
-from services.settings import STACK_DIR, Settings
 from services.stack import kafka as stack_kafka
 from services.stack.state import free_port, stop_pid
+from streams.settings import STACK_DIR, Settings
 from tests.bench import pipeline
 
 PLAIN_PROPERTIES = """process.roles=broker,controller

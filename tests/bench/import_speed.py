@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from services.producer import ensure_topics
-from services.settings import Settings
+from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
 from tests.integration import test_import
 

@@ -14,11 +14,11 @@ import orjson
 
 from schemas.topics import HEATING
 from schemas.validation import Rejection, decode
-from services.settings import STACK_DIR, Settings
 from streams.app import broker_credentials
 from streams.chain import GENESIS
 from streams.db import connect_async
 from streams.rollup import local_day
+from streams.settings import STACK_DIR, Settings
 
 INSERT = """
 INSERT INTO events (event_id, event_type, schema_version, department, district, occurred_at,

@@ -22,9 +22,9 @@ from psycopg import sql
 
 from schemas.topics import HEATING
 from services.producer import Producer, end_offsets, ensure_topics, remove_grants
-from services.settings import Settings
 from streams.db import connect
 from streams.db.migrate import migrate
+from streams.settings import Settings
 from tests.conftest import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]

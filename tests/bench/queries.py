@@ -34,9 +34,9 @@ from dashboards import audit, domain, pipeline
 from dashboards.macros import Context, TimeRange, Variable, expand
 from schemas.catalogue import load_catalogue
 from schemas.districts import SUBDISTRICTS
-from services.settings import Settings
 from streams.chain import GENESIS, canonical, link, payload_digest
 from streams.db import connect
+from streams.settings import Settings
 
 PARTITIONS = 6
 # Rows per sink-like batch: one ingested_at each, as the sink stamps a batch.

@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 from pydantic import SecretStr
 
-from services.settings import PRINCIPALS, Settings, password_variable
 from services.stack import kafka
+from streams.settings import PRINCIPALS, Settings, password_variable
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -46,10 +46,10 @@ from schemas.topics import HEATING, PARKING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
 from services.producer import Producer, ensure_topics
 from services.progress import caught_up
-from services.settings import Settings
 from streams.db import connect
 from streams.db.migrate import migrate
 from streams.rollup import rollup
+from streams.settings import Settings
 from tests.chaos.stack import ROOT, PrivateStack
 from tests.conftest import WorkerProcess, wait_until
 from tests.integration.helpers import chain_breaks

@@ -14,9 +14,9 @@ from schemas.drainage import DrainagePointRepaired
 from schemas.envelope import Envelope
 from schemas.heating import HeatingAreaConnected
 from schemas.topics import TopicSpec
-from services.settings import Settings
 from streams.db import connect, connect_async
 from streams.db.ledger import write_batch
+from streams.settings import Settings
 from streams.sink import Record, SinkResult, prepare
 
 

@@ -13,9 +13,9 @@ from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected
 from schemas.parking import ParkingSpacesOpened
 from schemas.topics import HEATING
 from services.progress import caught_up
-from services.settings import Settings
 from streams.db import connect
 from streams.rollup import RollupKey, local_day
+from streams.settings import Settings
 
 
 def heating_events(count: int, *, seed: int) -> list[HeatingAreaConnected]:

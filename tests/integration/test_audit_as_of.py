@@ -22,8 +22,8 @@ from schemas.topics import DRAINAGE, HEATING
 from services.audit.as_of import progress_as_of
 from services.audit.explain import explain
 from services.pledges import PledgeProgress, progress
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
 from tests.integration.audit_support import drainage_point, heating, sink
 

@@ -18,9 +18,9 @@ import pytest
 from schemas.topics import CHECKPOINT_TOPIC, HEATING
 from services.audit.checkpoint import parse
 from services.kafka_reader import checkpoint_documents
-from services.settings import Settings
 from streams.chain import canonical, link
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
 from tests.integration.audit_support import heating, sink
 

@@ -22,10 +22,10 @@ from services.audit.replay import Difference, Replay, replay_from_kafka, replay_
 from services.audit.verify import verify
 from services.producer import Producer
 from services.progress import caught_up
-from services.settings import Settings
 from services.simulator import plan
 from services.simulator_run import send
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import ROOT, WorkerProcess, kafka_options, settings_env, wait_until
 from tests.integration.helpers import rollup_rows
 

@@ -17,9 +17,9 @@ import pytest
 
 from schemas.topics import HEATING
 from services.audit.verify import Break, VerifyReport, verify
-from services.settings import Settings
 from streams.chain import canonical, link
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
 from tests.integration.audit_support import heating, sink
 

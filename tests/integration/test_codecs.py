@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 
 from schemas.topics import HEATING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
-from services.settings import Settings
+from streams.settings import Settings
 from tests.conftest import ROOT, WorkerProcess, kafka_options, settings_env, wait_until
 from tests.integration.helpers import (
     chain_breaks,

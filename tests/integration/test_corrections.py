@@ -11,8 +11,8 @@ import pytest
 
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected, HeatingCorrection
 from services.producer import Producer
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until
 from tests.integration.helpers import scalar
 

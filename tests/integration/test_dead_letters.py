@@ -13,8 +13,8 @@ import pytest
 
 from schemas.topics import BY_FAMILY
 from services.producer import Producer
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until
 from tests.integration.helpers import scalar
 from tests.unit.bad_inputs import CASES, GOOD, NOW, Case

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.topics import HEATING
 from services.producer import Producer
-from services.settings import Settings
+from streams.settings import Settings
 from tests.conftest import WorkerProcess, kafka_options, wait_until
 from tests.integration.helpers import (
     chain_breaks,

@@ -19,8 +19,8 @@ from openpyxl import Workbook
 from schemas.districts import LABELS, SUBDISTRICTS
 from schemas.heating import CONNECTED_AREA_M2
 from services.ledger_import import REJECTS_COLUMNS
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import ROOT, WorkerProcess, settings_env, wait_until
 from tests.integration.helpers import consumed_everything, scalar
 

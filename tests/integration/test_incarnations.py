@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from schemas.topics import HEATING
-from services.settings import Settings
 from streams.db import connect_async
 from streams.db.cursors import Incarnation, current_incarnation
 from streams.db.ledger import TopicReset, write_batch
+from streams.settings import Settings
 from streams.sink import Record, prepare
 from tests.integration.helpers import chain_breaks, heating_events
 

@@ -31,8 +31,8 @@ from pydantic import SecretStr
 from schemas.topics import HEATING, HOUSING
 from services.ledger_import import ImportRequest, LedgerError, sender
 from services.producer import DeliveryError, Producer
-from services.settings import STACK_ENV_FILE, Settings
 from streams.db import connect
+from streams.settings import STACK_ENV_FILE, Settings
 from tests.conftest import (
     ROOT,
     WorkerProcess,

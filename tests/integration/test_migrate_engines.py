@@ -20,11 +20,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
-from services.settings import Settings
 from streams.db import DatabaseError, connect
 from streams.db.migrate import apply
 from streams.db.roles import OWNER_ROLE
 from streams.db.timescale import facts
+from streams.settings import Settings
 from tests.conftest import ROOT, DbMode, isolated_schema, settings_env
 
 pytestmark = pytest.mark.integration

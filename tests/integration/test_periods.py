@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,8 @@ from services.pledges import (
     progress_from_sql,
     validated_catalogue,
 )
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from services.producer import DeliveryError, Producer
-from services.settings import Settings
+from streams.settings import Settings
 from tests.integration.helpers import heating_events
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,8 @@ from schemas.catalogue import load_catalogue
 from services.demo import STATUS_DAY, run_demo
 from services.pledges import Status
 from services.report import format_quantity, gather, rendered_dom, screenshot
-from services.settings import Settings
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
 from tests.integration.helpers import scalar
 from tests.unit.test_report import ReportDom, assert_every_pledge_charted, assert_self_contained

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from services.settings import Settings
 from streams.db import connect
 from streams.db.roles import APP_PRIVILEGES, AUDITOR_ROLE, OWNER_ROLE
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 

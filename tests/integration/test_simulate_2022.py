@@ -14,10 +14,10 @@ from rich.console import Console
 
 from schemas.catalogue import load_catalogue
 from services.progress import caught_up
-from services.settings import Settings
 from services.simulator import expected_totals, plan
 from services.simulator_run import send
 from streams.db import connect
+from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until
 from tests.integration.helpers import scalar
 

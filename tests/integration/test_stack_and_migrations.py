@@ -9,10 +9,10 @@ import sys
 import psycopg
 import pytest
 
-from services.settings import Settings
 from streams.db import connect
 from streams.db.migrate import Migration, available, migrate
 from streams.db.roles import OWNER_ROLE
+from streams.settings import Settings
 from tests.conftest import ROOT, DbMode
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ Opens no socket."""
 from __future__ import annotations
 
 from services.access import grants
-from services.settings import DEPARTMENTS, Settings
+from streams.settings import DEPARTMENTS, Settings
 
 
 def _settings(namespace: str = "", group: str = "citystream") -> Settings:

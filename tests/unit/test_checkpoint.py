@@ -13,8 +13,8 @@ import pytest
 
 from services.audit import checkpoint
 from services.audit.verify import Expectation, walk
-from services.settings import Settings
 from streams.chain import GENESIS, canonical, link
+from streams.settings import Settings
 
 TOPIC = "city.heating.v1"
 WHEN = datetime(2024, 10, 8, 2, tzinfo=UTC)

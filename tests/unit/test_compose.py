@@ -393,7 +393,7 @@ def test_alert_rules_live_in_the_dashboards_folder() -> None:
 
 
 def test_migrate_sets_the_read_only_roles_password(services: dict[str, Any]) -> None:
-    from services.settings import Settings
+    from streams.settings import Settings
 
     # The variable compose passes is the one the settings read (prefix CITYSTREAM_).
     assert "grafana_db_password" in Settings.model_fields
@@ -408,7 +408,7 @@ KAFKA_START = ROOT / "deploy/kafka/start.sh"
 
 
 def _kafka_password_variables() -> set[str]:
-    from services.settings import PRINCIPALS, password_variable
+    from streams.settings import PRINCIPALS, password_variable
 
     return {password_variable(p) for p in PRINCIPALS}
 

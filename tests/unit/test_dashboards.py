@@ -315,7 +315,7 @@ def test_layout_mock_is_labelled_and_shows_every_overview_panel() -> None:
 
 def test_dry_run_prints_every_call_and_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITYSTREAM_GRAFANA_DB_PASSWORD", "s3cret-value")
-    from services.settings import get_settings
+    from streams.settings import get_settings
 
     get_settings.cache_clear()
     try:

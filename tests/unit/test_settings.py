@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.settings import Settings
 from streams.db.migrate import available
+from streams.settings import Settings
 
 
 def test_env_prefix_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +39,7 @@ def test_migrations_are_numbered_uniquely_and_in_order() -> None:
 def test_kafka_identities_are_secret_and_named_when_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from services.settings import PRINCIPALS, MissingCredentials
+    from streams.settings import PRINCIPALS, MissingCredentials
 
     for principal in PRINCIPALS:
         monkeypatch.delenv(f"CITYSTREAM_KAFKA_{principal.upper()}_PASSWORD", raising=False)
@@ -60,6 +60,6 @@ def test_kafka_identities_are_secret_and_named_when_missing(
 
 def test_departments_are_the_topics_writers() -> None:
     from schemas.topics import ALL
-    from services.settings import DEPARTMENTS
+    from streams.settings import DEPARTMENTS
 
     assert sorted(DEPARTMENTS) == sorted(d for spec in ALL for d in spec.departments)

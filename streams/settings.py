@@ -23,6 +23,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.errors import CityStreamError
+
 ENV_PREFIX = "CITYSTREAM_"
 STACK_DIR = Path(os.environ.get(f"{ENV_PREFIX}STACK_DIR", ".stack"))
 STACK_ENV_FILE = STACK_DIR / "stack.env"
@@ -41,7 +43,7 @@ PRINCIPALS = ("admin", "worker", "auditor", *DEPARTMENTS)
 SASL_MECHANISM = "SCRAM-SHA-512"
 
 
-class MissingCredentials(RuntimeError):
+class MissingCredentials(CityStreamError):
     """This process holds no password for the principal it must act as."""
 
 

@@ -20,7 +20,6 @@ records are new dead letters, at new offsets: that is what was sent.)
 from __future__ import annotations
 
 import io
-import os
 import re
 import signal
 import subprocess
@@ -48,7 +47,7 @@ from services.simulator_run import SendReport, send
 from streams.db import connect
 from streams.db.migrate import apply
 from streams.db.pledges import metric_days
-from streams.settings import Settings
+from streams.settings import Settings, child_env
 
 STATUS_DAY = date(2024, 8, 31)  # the 2024 position the simulator is designed for
 CHECK_YEAR = 2022  # the year whose reported achievements the platform must reproduce
@@ -74,18 +73,6 @@ class DemoResult:
     sent: dict[str, SendReport]
     caught_up_s: float  # from the first send until PostgreSQL held everything
     seconds: float
-
-
-def _child_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes the worker read exactly ``settings``."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"CITYSTREAM_{name.upper()}"] = str(value)
-    return env
 
 
 def achievement_checks(
@@ -139,7 +126,7 @@ def checks_table(
 def _start_worker(settings: Settings, log: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "worker"],
-        env=_child_env(settings),
+        env=child_env(settings),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -165,3 +165,16 @@ def user_overrides() -> set[str]:
         for name in ("kafka_bootstrap", "database_url")
         if f"{ENV_PREFIX}{name.upper()}" in os.environ
     }
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process (a worker the demo or a test starts) read
+    exactly ``settings``: this process's environment, every setting as its variable."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env

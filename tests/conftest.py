@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from streams.settings import Settings, user_overrides
+from streams.settings import Settings, child_env, user_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,16 +72,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process read exactly these settings."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"CITYSTREAM_{name.upper()}"] = str(value)
-    return env
+# The one function for it: tests start workers and CLI commands as child processes.
+settings_env = child_env
 
 
 def kafka_options(settings: Settings, principal: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
+from schemas.family import EventKind, Family, ledger_field
 from schemas.fields import Metric, Name, metric_map
 
 POINTS_REPAIRED = "drainage.points_repaired"
@@ -58,3 +59,30 @@ class DrainageCorrection(Correction):
     metrics: ClassVar[Mapping[str, Metric]] = metric_map(METRIC_SPECS)
 
     event_type: Literal["drainage.correction"] = "drainage.correction"
+
+
+FAMILY = Family(
+    name="drainage",
+    title_zh="排水防涝",
+    title_en="Drainage",
+    description="积水点改造，按街道 · Waterlogging points repaired, per subdistrict.",
+    position=5,
+    events=(
+        EventKind(
+            DrainagePointRepaired,
+            "积水点改造",
+            "Waterlogging point repaired",
+            (POINTS_REPAIRED,),
+            ledger_names=("易涝点整治", "积水点整治"),
+        ),
+    ),
+    correction=DrainageCorrection,
+    metrics=METRIC_SPECS,
+    ledger_fields=(
+        ledger_field("point_name", "text", "点位名称 点位 积水点 积水点名称 易涝点 易涝点名称"),
+        ledger_field("location", "passthrough"),
+        ledger_field("location.lat", "float", "纬度 lat latitude"),
+        ledger_field("location.lon", "float", "经度 lon lng longitude"),
+    ),
+    department_names=("排水", "排水防汛"),
+)

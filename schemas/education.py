@@ -13,6 +13,7 @@ from pydantic import Field
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
+from schemas.family import EventKind, Family, ledger_field
 from schemas.fields import Count, Metric, Name, count, metric_map
 
 SCHOOLS_OPENED = "education.schools_opened"
@@ -78,3 +79,38 @@ class EducationCorrection(Correction):
     metrics: ClassVar[Mapping[str, Metric]] = metric_map(METRIC_SPECS)
 
     event_type: Literal["education.correction"] = "education.correction"
+
+
+FAMILY = Family(
+    name="education",
+    title_zh="教育",
+    title_en="Education",
+    description=(
+        "新投用学校与新增学位，按街道 · Schools opened and school places added, per subdistrict."
+    ),
+    position=2,
+    events=(
+        EventKind(
+            EducationSchoolOpened,
+            "学校投用",
+            "School opened",
+            (SCHOOLS_OPENED,),
+            ledger_names=("学校开学", "开学", "新建学校"),
+        ),
+        EventKind(
+            EducationPlacesAdded,
+            "新增学位",
+            "School places added",
+            (SCHOOL_PLACES,),
+            ledger_names=("新增学位",),
+        ),
+    ),
+    correction=EducationCorrection,
+    metrics=METRIC_SPECS,
+    ledger_fields=(
+        ledger_field("places", "count", "学位数 新增学位 新增学位数 学位", "count"),
+        ledger_field("level", "school_level", "学段 办学层次"),
+        ledger_field("school_name", "text", "学校名称 学校"),
+    ),
+    department_names=("教育", "教育局"),
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -31,9 +31,35 @@ from schemas.fields import ISO_ONLY, NOT_NIL, Name, rule_error
 # importing the same ledger twice yields the same event ids and counts nothing twice.
 LEDGER_NAMESPACE = uuid.UUID("5b1f8f0e-7a3c-4c55-9a55-0c1c17c5a1e1")
 
-# The departments that send events; each writes only its own family (schemas.topics).
-Department = Literal["housing", "education", "heating", "parking", "drainage"]
-DEPARTMENTS: tuple[str, ...] = get_args(Department)
+
+def _departments() -> tuple[str, ...]:
+    # The families are collected by schemas.topics, which imports this module: looked up
+    # when an event is validated, by then every module is loaded.
+    from schemas.topics import DEPARTMENTS
+
+    return DEPARTMENTS
+
+
+def _department(value: str) -> str:
+    known = _departments()
+    if value not in known:
+        names = ", ".join(known)
+        raise rule_error(
+            "invalid_field",
+            rule=f"one of {names}",
+            zh=f"不是报送部门，应为 {names} 之一",
+            en=f"is not a sending department; use one of {names}",
+        )
+    return value
+
+
+def _department_schema(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(_departments())
+
+
+# The departments that send events: one per event family, named after it; each writes only
+# its own family's topic (schemas.topics, services.access).
+Department = Annotated[str, AfterValidator(_department)]
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 # Nothing the platform tracks happened, or was reported, before 2000 (the reports start in
@@ -124,7 +150,10 @@ class Envelope(BaseModel):
         description="UUID of this event (UUIDv7 preferred; uuid5 of the ledger row for imports)"
     )
     schema_version: Literal[1] = 1
-    department: Department = Field(description="the sending department; see the topic's list")
+    department: Department = Field(
+        description="the sending department; see the topic's list",
+        json_schema_extra=_department_schema,
+    )
     district: DistrictField = Field(
         description=(
             "subdistrict code (shifo, gouzhao, fengyang, wutong, shuangqiao) or zone; "

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
+from schemas.family import EventKind, Family, ledger_field
 from schemas.fields import Metric, metric_map, quantity
 
 CONNECTED_AREA_M2 = "heating.connected_area_m2"
@@ -77,3 +78,42 @@ class HeatingCorrection(Correction):
     metrics: ClassVar[Mapping[str, Metric]] = metric_map(METRIC_SPECS)
 
     event_type: Literal["heating.correction"] = "heating.correction"
+
+
+FAMILY = Family(
+    name="heating",
+    title_zh="供热",
+    title_en="Heating",
+    description=(
+        "新增供热面积与供热管网，按街道 · Heating area connected and heating network "
+        "laid, per subdistrict."
+    ),
+    position=3,
+    events=(
+        EventKind(
+            HeatingAreaConnected,
+            "供热入网",
+            "Heating area connected",
+            (CONNECTED_AREA_M2,),
+            ledger_names=("供热面积", "新增供热面积", "供热入网"),
+        ),
+        EventKind(
+            HeatingPipeLaid,
+            "供热管网",
+            "Heating pipe laid",
+            (PIPE_KM,),
+            ledger_names=("供热管网", "铺设管网"),
+        ),
+    ),
+    correction=HeatingCorrection,
+    metrics=METRIC_SPECS,
+    ledger_fields=(
+        ledger_field(
+            "area_m2", "decimal", "面积 供热面积 新增供热面积 入网面积 并网面积 接入面积", "area"
+        ),
+        ledger_field(
+            "length_km", "decimal", "长度 管网长度 管道长度 铺设长度 管线长度 length", "length"
+        ),
+    ),
+    department_names=("供热", "供热办"),
+)

@@ -15,6 +15,7 @@ from pydantic import model_validator
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
+from schemas.family import EventKind, Family, ledger_field
 from schemas.fields import Count, Metric, count, metric_map, quantity, rule_error
 
 STARTED_AREA_M2 = "housing.started_area_m2"
@@ -177,3 +178,47 @@ class HousingCorrection(Correction):
     metrics: ClassVar[Mapping[str, Metric]] = metric_map(METRIC_SPECS)
 
     event_type: Literal["housing.correction"] = "housing.correction"
+
+
+FAMILY = Family(
+    name="housing",
+    title_zh="安置房",
+    title_en="Resettlement housing",
+    description=(
+        "安置房新开工、竣工交付与回迁，按街道 · Resettlement housing started, "
+        "completed and delivered, and households moved back, per subdistrict."
+    ),
+    position=1,
+    events=(
+        EventKind(
+            HousingConstructionStarted,
+            "安置房新开工",
+            "Construction started",
+            (STARTED_AREA_M2, STARTED_UNITS),
+            ledger_names=("新开工", "开工"),
+        ),
+        EventKind(
+            HousingUnitsCompleted,
+            "竣工交付",
+            "Completed and delivered",
+            (COMPLETED_AREA_M2, COMPLETED_UNITS),
+            ledger_names=("竣工交付", "竣工", "交付"),
+        ),
+        EventKind(
+            HousingHouseholdsReturned,
+            "回迁",
+            "Households moved back",
+            (RETURNED_HOUSEHOLDS, RETURNED_PERSONS),
+            ledger_names=("回迁",),
+        ),
+    ),
+    correction=HousingCorrection,
+    metrics=METRIC_SPECS,
+    ledger_fields=(
+        ledger_field("area_m2", "decimal", "面积 建筑面积 开工面积 竣工面积 交付面积 area", "area"),
+        ledger_field("units", "count", "套数 房屋套数 安置房套数", "count"),
+        ledger_field("households", "count", "户数 回迁户数 安置户数", "count"),
+        ledger_field("persons", "count", "人数 回迁人数 安置人数", "count"),
+    ),
+    department_names=("安置房", "住建", "住房"),
+)

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
+from schemas.family import EventKind, Family, ledger_field
 from schemas.fields import Count, Metric, Name, count, metric_map
 
 TEMPORARY_SPACES = "parking.temporary_spaces"
@@ -87,3 +88,39 @@ class ParkingCorrection(Correction):
     metrics: ClassVar[Mapping[str, Metric]] = metric_map(METRIC_SPECS)
 
     event_type: Literal["parking.correction"] = "parking.correction"
+
+
+FAMILY = Family(
+    name="parking",
+    title_zh="停车",
+    title_en="Parking",
+    description=(
+        "临时与固定停车位、新建停车场，按街道 · Temporary and permanent parking "
+        "spaces and car parks opened, per subdistrict."
+    ),
+    position=4,
+    events=(
+        EventKind(
+            ParkingSpacesOpened,
+            "停车位开放",
+            "Parking spaces opened",
+            (TEMPORARY_SPACES, PERMANENT_SPACES),
+            ledger_names=("新增车位",),
+        ),
+        EventKind(
+            ParkingLotOpened,
+            "停车场投用",
+            "Car park opened",
+            (LOTS_OPENED, TEMPORARY_SPACES, PERMANENT_SPACES),
+            ledger_names=("新建停车场", "停车场开放"),
+        ),
+    ),
+    correction=ParkingCorrection,
+    metrics=METRIC_SPECS,
+    ledger_fields=(
+        ledger_field("spaces", "count", "车位数 车位 新增车位 泊位数 泊位", "count"),
+        ledger_field("kind", "space_kind", "车位类型 车位性质 泊位类型"),
+        ledger_field("lot_name", "text", "停车场名称 停车场"),
+    ),
+    department_names=("停车", "停车办"),
+)

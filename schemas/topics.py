@@ -1,5 +1,6 @@
-"""Every topic declared once: its name, its family, the event models it carries, the
-departments that may write it and the metrics its events feed.
+"""Every topic declared once, derived from the event families (``schemas/family.py``): its
+name, its family, the event models it carries, the department that may write it and the
+metrics its events feed; and the platform's own topics (dead letters, checkpoints, receipts).
 
 Producers and agents import these specs; nobody repeats a topic string. Each family's
 topic carries that family's event types and its ``<family>.correction``.
@@ -7,11 +8,15 @@ topic carries that family's event types and its ``<family>.correction``.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from schemas import drainage, education, heating, housing, parking
 from schemas.envelope import Envelope
+from schemas.family import Family
 from schemas.fields import Metric
+
+PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -28,54 +33,42 @@ class TopicSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_type", {m.event_type_name: m for m in self.models})
 
+    @classmethod
+    def of(cls, family: Family) -> TopicSpec:
+        return cls(
+            name=family.topic,
+            family=family.name,
+            models=family.models,
+            departments=frozenset({family.department}),
+            metrics=family.metrics,
+        )
 
-HOUSING = TopicSpec(
-    name="city.housing.v1",
-    family="housing",
-    models=(
-        housing.HousingConstructionStarted,
-        housing.HousingUnitsCompleted,
-        housing.HousingHouseholdsReturned,
-        housing.HousingCorrection,
-    ),
-    departments=frozenset({"housing"}),
-    metrics=housing.METRIC_SPECS,
-)
 
-EDUCATION = TopicSpec(
-    name="city.education.v1",
-    family="education",
-    models=(
-        education.EducationSchoolOpened,
-        education.EducationPlacesAdded,
-        education.EducationCorrection,
-    ),
-    departments=frozenset({"education"}),
-    metrics=education.METRIC_SPECS,
-)
+def _discover() -> tuple[Family, ...]:
+    """Every module of this package that declares ``FAMILY = Family(...)``, in their
+    declared positions: adding a family is adding its module, nothing here."""
+    found = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        if "\nFAMILY = Family(" not in path.read_text(encoding="utf-8"):
+            continue
+        module = importlib.import_module(f"schemas.{path.stem}")
+        family = module.FAMILY
+        if not isinstance(family, Family) or family.name != path.stem:
+            raise TypeError(f"schemas/{path.name}: FAMILY must be the Family named {path.stem!r}")
+        found.append(family)
+    return tuple(sorted(found, key=lambda f: (f.position, f.name)))
 
-HEATING = TopicSpec(
-    name="city.heating.v1",
-    family="heating",
-    models=(heating.HeatingAreaConnected, heating.HeatingPipeLaid, heating.HeatingCorrection),
-    departments=frozenset({"heating"}),
-    metrics=heating.METRIC_SPECS,
-)
 
-PARKING = TopicSpec(
-    name="city.parking.v1",
-    family="parking",
-    models=(parking.ParkingSpacesOpened, parking.ParkingLotOpened, parking.ParkingCorrection),
-    departments=frozenset({"parking"}),
-    metrics=parking.METRIC_SPECS,
-)
+FAMILIES: tuple[Family, ...] = _discover()
 
-DRAINAGE = TopicSpec(
-    name="city.drainage.v1",
-    family="drainage",
-    models=(drainage.DrainagePointRepaired, drainage.DrainageCorrection),
-    departments=frozenset({"drainage"}),
-    metrics=drainage.METRIC_SPECS,
+ALL: tuple[TopicSpec, ...] = tuple(TopicSpec.of(family) for family in FAMILIES)
+BY_FAMILY: dict[str, TopicSpec] = {spec.family: spec for spec in ALL}
+FAMILY_OF: dict[str, Family] = {family.name: family for family in FAMILIES}
+# The departments that send events: one per family, named after it.
+DEPARTMENTS: tuple[str, ...] = tuple(family.department for family in FAMILIES)
+# The first five families by name, for the code and tests that speak of one of them.
+HOUSING, EDUCATION, HEATING, PARKING, DRAINAGE = (
+    BY_FAMILY[name] for name in ("housing", "education", "heating", "parking", "drainage")
 )
 
 DEADLETTER_TOPIC = "city.deadletter.v1"
@@ -93,8 +86,6 @@ def receipts_topic(department: str) -> str:
     return RECEIPTS_TOPIC.format(department=department)
 
 
-ALL: tuple[TopicSpec, ...] = (HOUSING, EDUCATION, HEATING, PARKING, DRAINAGE)
-BY_FAMILY: dict[str, TopicSpec] = {spec.family: spec for spec in ALL}
 BY_EVENT_TYPE: dict[str, TopicSpec] = {t: spec for spec in ALL for t in spec.by_type}
 METRICS: dict[str, tuple[str, str]] = {m.name: (m.family, m.unit) for s in ALL for m in s.metrics}
 """Metric name → (family, unit), e.g. ``heating.connected_area_m2`` → ("heating", "m2")."""

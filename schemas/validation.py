@@ -95,8 +95,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.envelope import DEPARTMENTS, EARLIEST, Envelope
-from schemas.topics import BY_EVENT_TYPE, TopicSpec
+from schemas.envelope import EARLIEST, Envelope
+from schemas.topics import BY_EVENT_TYPE, DEPARTMENTS, TopicSpec
 
 log = logging.getLogger("citystream.validation")
 

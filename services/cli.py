@@ -465,7 +465,7 @@ def receipts(
     Reads only the department's own receipts topic (city.receipts.<department>.v1): no
     database access is needed.
     """
-    from schemas.envelope import DEPARTMENTS
+    from schemas.topics import DEPARTMENTS
     from services.receipt_report import ReceiptReportError, list_receipts
 
     if department not in DEPARTMENTS:
@@ -491,7 +491,7 @@ def receipts_rebuild(department: str) -> None:
     dead letters), e.g. for records stored before receipts existed, or after the receipts
     topic was lost. Needs CITYSTREAM_DATABASE_URL; safe to repeat (a receipt published
     again replaces itself)."""
-    from schemas.envelope import DEPARTMENTS
+    from schemas.topics import DEPARTMENTS
     from services.receipt_report import ReceiptReportError, rebuild
 
     if department not in DEPARTMENTS:

@@ -90,9 +90,9 @@ from schemas import drainage, education, heating, housing, parking
 from schemas.catalogue import Catalogue, Pledge, load_catalogue
 from schemas.corrections import Correction
 from schemas.districts import SUBDISTRICTS, District
-from schemas.envelope import CST, DEPARTMENTS, Envelope, ledger_event_id
+from schemas.envelope import CST, Envelope, ledger_event_id
 from schemas.errors import CityStreamError
-from schemas.topics import BY_EVENT_TYPE
+from schemas.topics import BY_EVENT_TYPE, DEPARTMENTS
 from services.simulator_names import Names
 
 DEFAULT_SEED = 7

@@ -29,8 +29,7 @@ import psycopg
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from schemas.envelope import DEPARTMENTS
-from schemas.topics import ALL, DEADLETTER_TOPIC, TopicSpec, receipts_topic
+from schemas.topics import ALL, DEADLETTER_TOPIC, DEPARTMENTS, TopicSpec, receipts_topic
 from schemas.validation import CREATE_TIME, LOG_APPEND_TIME, Rejection
 from streams import metrics
 from streams import receipts as receipts_

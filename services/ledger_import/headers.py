@@ -27,9 +27,9 @@ from typing import Literal
 import orjson
 import yaml
 
-from schemas.envelope import DEPARTMENTS, Envelope
+from schemas.envelope import Envelope
 from schemas.fields import normalise_text
-from schemas.topics import ALL, BY_EVENT_TYPE
+from schemas.topics import ALL, BY_EVENT_TYPE, DEPARTMENTS
 from services.ledger_import.base import LedgerError
 from services.ledger_import.files import Ledger, blank
 

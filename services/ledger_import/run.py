@@ -14,8 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from schemas.envelope import DEPARTMENTS
-from schemas.topics import BY_EVENT_TYPE, TopicSpec
+from schemas.topics import BY_EVENT_TYPE, DEPARTMENTS, TopicSpec
 from services.ledger_import.base import (
     EXIT_FAILED,
     EXIT_OK,

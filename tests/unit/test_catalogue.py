@@ -82,7 +82,7 @@ def test_event_produced_metrics_are_the_contract(catalogue: Catalogue) -> None:
 
 def test_catalogue_agrees_with_the_event_models(catalogue: Catalogue) -> None:
     from schemas import topics
-    from schemas.envelope import DEPARTMENTS
+    from schemas.topics import DEPARTMENTS
 
     assert set(topics.BY_EVENT_TYPE) == EVENT_TYPES
     for spec in topics.ALL:

@@ -13,14 +13,21 @@ from schemas import drainage, education, heating, housing, parking
 from schemas.corrections import Correction
 from schemas.districts import LABELS, NAMES, SUBDISTRICTS, District, district_code
 from schemas.envelope import (
-    DEPARTMENTS,
     LEDGER_NAMESPACE,
     Envelope,
     ledger_event_id,
     new_event_id,
 )
 from schemas.fields import decimal_places, normalise_text
-from schemas.topics import ALL, BY_EVENT_TYPE, BY_FAMILY, DEADLETTER_TOPIC, HEATING, METRICS
+from schemas.topics import (
+    ALL,
+    BY_EVENT_TYPE,
+    BY_FAMILY,
+    DEADLETTER_TOPIC,
+    DEPARTMENTS,
+    HEATING,
+    METRICS,
+)
 from tests.unit.bad_inputs import GOOD, event
 
 FAMILIES = ("housing", "education", "heating", "parking", "drainage")

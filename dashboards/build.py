@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,31 +24,19 @@ import yaml
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards import (
-    alerts,
-    audit,
-    drainage,
-    education,
-    heating,
-    housing,
-    mock,
-    parking,
-    pipeline,
-    pledges,
-)
+from dashboards import alerts, audit, mock, pipeline, pledges
+from dashboards.domain import build_domain
+from schemas.topics import FAMILIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = Path("deploy/grafana/dashboards")
 ALERTING_FILE = Path("deploy/grafana/provisioning/alerting/citystream.yaml")
 MOCK_FILE = Path("deploy/screenshots/pledge-overview-mock.svg")
 
+# The overview, one board per event family (from its declaration), pipeline, audit.
 BUILDERS: tuple[Callable[[], db.Dashboard], ...] = (
     pledges.build,
-    housing.build,
-    education.build,
-    heating.build,
-    parking.build,
-    drainage.build,
+    *(partial(build_domain, family) for family in FAMILIES),
     pipeline.build,
     audit.build,
 )

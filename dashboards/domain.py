@@ -35,6 +35,7 @@ from dashboards.sqlparts import (
     literal,
     metric_display_cte,
 )
+from schemas.family import Family
 
 SUBDISTRICT_SQL = f"""SELECT label AS __text, code AS __value
 FROM {districts_values()} AS d(code, label, position)
@@ -122,11 +123,14 @@ WHERE c.event_type = {literal(f"{family}.correction")} AND c.district IN ($subdi
 ORDER BY c.occurred_at DESC, c.event_id"""
 
 
-def build_domain(
-    family: str, *, uid: str, title_zh: str, title_en: str, description: str
-) -> db.Dashboard:
+def build_domain(declared: Family) -> db.Dashboard:
+    """The dashboard of one event family, from its declaration (schemas/family.py)."""
+    family = declared.name
     dashboard = new_dashboard(
-        uid, title(title_zh, title_en), description=description, time_from="now/y"
+        declared.dashboard_uid,
+        title(declared.title_zh, declared.title_en),
+        description=declared.description,
+        time_from="now/y",
     ).with_variable(
         query_variable(
             "subdistrict", "街道 · Subdistrict", SUBDISTRICT_SQL, multi=True, include_all=True

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from schemas.catalogue import EVENT_METRICS, Catalogue, load_catalogue
 from schemas.districts import LABELS, District
+from schemas.topics import FAMILIES
 
 LOCAL_TZ = "Asia/Shanghai"
 # The local calendar days at the two ends of the dashboard's time range.
@@ -26,16 +27,7 @@ FROM_DAY = "($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Shanghai')::date"
 TO_DAY = "($__timeTo()::timestamptz AT TIME ZONE 'Asia/Shanghai')::date"
 
 EVENT_LABELS: dict[str, str] = {
-    "housing.construction_started": "安置房新开工 · Construction started",
-    "housing.units_completed": "竣工交付 · Completed and delivered",
-    "housing.households_returned": "回迁 · Households moved back",
-    "education.school_opened": "学校投用 · School opened",
-    "education.places_added": "新增学位 · School places added",
-    "heating.area_connected": "供热入网 · Heating area connected",
-    "heating.pipe_laid": "供热管网 · Heating pipe laid",
-    "parking.spaces_opened": "停车位开放 · Parking spaces opened",
-    "parking.lot_opened": "停车场投用 · Car park opened",
-    "drainage.point_repaired": "积水点改造 · Waterlogging point repaired",
+    kind.name: kind.label for family in FAMILIES for kind in family.events
 }
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {

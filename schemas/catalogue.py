@@ -30,35 +30,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from schemas.districts import LABELS, SUBDISTRICTS, District
 from schemas.errors import CityStreamError
+from schemas.topics import FAMILIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = REPO_ROOT / "seeds"
 # The source documents live beside the repository, not in it (see DESIGN.md).
 SOURCES_DIR = REPO_ROOT.parent / "shared" / "seeds"
 
-# The contract between event models and the catalogue: which metrics each event type adds
-# to. Event models must produce exactly these names; metrics.yaml must declare them. A car
-# park's own spaces come with its parking.lot_opened event (see schemas/parking.py).
+# The contract between event models and the catalogue, from the event families
+# (schemas/family.py): which metrics each event type adds to. Event models must produce
+# exactly these names; metrics.yaml must declare them.
 EVENT_METRICS: dict[str, tuple[str, ...]] = {
-    "housing.construction_started": ("housing.started_area_m2", "housing.started_units"),
-    "housing.units_completed": ("housing.completed_area_m2", "housing.completed_units"),
-    "housing.households_returned": ("housing.returned_households", "housing.returned_persons"),
-    "education.school_opened": ("education.schools_opened",),
-    "education.places_added": ("education.school_places",),
-    "heating.area_connected": ("heating.connected_area_m2",),
-    "heating.pipe_laid": ("heating.pipe_km",),
-    "parking.spaces_opened": ("parking.temporary_spaces", "parking.permanent_spaces"),
-    "parking.lot_opened": (
-        "parking.lots_opened",
-        "parking.temporary_spaces",
-        "parking.permanent_spaces",
-    ),
-    "drainage.point_repaired": ("drainage.points_repaired",),
+    kind.name: kind.metrics for family in FAMILIES for kind in family.events
 }
-EVENT_FAMILIES: tuple[str, ...] = ("housing", "education", "heating", "parking", "drainage")
+EVENT_FAMILIES: tuple[str, ...] = tuple(family.name for family in FAMILIES)
 # Each family also has a ``<family>.correction``: a signed delta to any of the family's
 # metrics. It adds to no metric of its own, so it is in no EVENT_METRICS entry.
-CORRECTION_TYPES: frozenset[str] = frozenset(f"{family}.correction" for family in EVENT_FAMILIES)
+CORRECTION_TYPES: frozenset[str] = frozenset(family.correction_type for family in FAMILIES)
 EVENT_TYPES: frozenset[str] = frozenset(EVENT_METRICS) | CORRECTION_TYPES
 
 # Unit codes. A closed list, so that a typo ("m²", "sqm") is an error, not a new unit.

@@ -24,6 +24,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import CityStreamError
+from schemas.topics import DEPARTMENTS as FAMILY_DEPARTMENTS
 
 ENV_PREFIX = "CITYSTREAM_"
 STACK_DIR = Path(os.environ.get(f"{ENV_PREFIX}STACK_DIR", ".stack"))
@@ -32,9 +33,9 @@ STACK_ENV_FILE = STACK_DIR / "stack.env"
 # Only ever valid against the throw-away local cluster; refused in production mode.
 LOCAL_DATABASE_URL = "postgresql://citystream@127.0.0.1:5432/citystream"
 
-# The department principals: each may write its own family's topic and nothing else
-# (services.access); the name is the department's, as in schemas/topics.py.
-DEPARTMENTS = ("housing", "education", "heating", "parking", "drainage")
+# The department principals, one per event family (schemas/topics.py): each may write its
+# own family's topic and nothing else (services.access).
+DEPARTMENTS = FAMILY_DEPARTMENTS
 # Every principal a CityStream process may authenticate as. ``admin`` creates topics, ACLs
 # and users (a super user); ``worker`` runs the stream processor; ``auditor`` reads the
 # topics and signs checkpoints. The broker's own principal (``broker``, local stack and
@@ -52,7 +53,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=STACK_ENV_FILE,
         env_file_encoding="utf-8",
-        extra="ignore",
+        # Kept, not refused: a department's password (CITYSTREAM_KAFKA_<DEPARTMENT>_PASSWORD)
+        # is named after its family, and families are declared, not listed here.
+        extra="allow",
     )
 
     mode: Literal["local", "production"] = "local"
@@ -91,15 +94,11 @@ class Settings(BaseSettings):
     kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
     # SASL_SSL: the CA certificate (PEM) that signed the broker's; unset, the system's CAs.
     kafka_ssl_cafile: Path | None = None
-    # One password per principal (user name = the principal's name); see PRINCIPALS.
+    # One password per principal (user name = the principal's name); see PRINCIPALS. Each
+    # department's, CITYSTREAM_KAFKA_<DEPARTMENT>_PASSWORD, is read by kafka_password().
     kafka_admin_password: SecretStr | None = None
     kafka_worker_password: SecretStr | None = None
     kafka_auditor_password: SecretStr | None = None
-    kafka_housing_password: SecretStr | None = None
-    kafka_education_password: SecretStr | None = None
-    kafka_heating_password: SecretStr | None = None
-    kafka_parking_password: SecretStr | None = None
-    kafka_drainage_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _refuse_local_secrets_in_production(self) -> Settings:
@@ -117,7 +116,14 @@ class Settings(BaseSettings):
         """The password of ``principal``; MissingCredentials names the variable to set."""
         if principal not in PRINCIPALS:
             raise ValueError(f"unknown Kafka principal {principal!r}; one of {PRINCIPALS}")
-        secret: SecretStr | None = getattr(self, f"kafka_{principal}_password")
+        name = f"kafka_{principal}_password"
+        if name in type(self).model_fields:
+            secret: SecretStr | None = getattr(self, name)
+        else:
+            # A department's: the environment wins over the stack file (or a model_copy's
+            # update), as for declared settings; both arrive as an extra.
+            raw = os.environ.get(password_variable(principal)) or (self.model_extra or {}).get(name)
+            secret = raw if isinstance(raw, SecretStr) or raw is None else SecretStr(str(raw))
         if secret is None or not secret.get_secret_value():
             raise MissingCredentials(
                 f"no Kafka credentials for principal {principal!r}: set "

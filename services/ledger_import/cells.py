@@ -21,45 +21,18 @@ from schemas.districts import district_code
 from schemas.envelope import CST
 from schemas.errors import CityStreamError
 from schemas.fields import normalise_text
+from schemas.topics import FAMILIES
 from schemas.validation import Rejection
 from services.ledger_import.headers import BASE_UNIT_LABELS, BY_FIELD, Column, FieldSpec
 
-# Cell values as clerks write them → the codes events carry.
+# Cell values as clerks write them → the codes events carry (from the families'
+# declarations, schemas/family.py).
 EVENT_TYPE_NAMES: dict[str, str] = {
-    "新开工": "housing.construction_started",
-    "开工": "housing.construction_started",
-    "竣工交付": "housing.units_completed",
-    "竣工": "housing.units_completed",
-    "交付": "housing.units_completed",
-    "回迁": "housing.households_returned",
-    "学校开学": "education.school_opened",
-    "开学": "education.school_opened",
-    "新建学校": "education.school_opened",
-    "新增学位": "education.places_added",
-    "供热面积": "heating.area_connected",
-    "新增供热面积": "heating.area_connected",
-    "供热入网": "heating.area_connected",
-    "供热管网": "heating.pipe_laid",
-    "铺设管网": "heating.pipe_laid",
-    "新增车位": "parking.spaces_opened",
-    "新建停车场": "parking.lot_opened",
-    "停车场开放": "parking.lot_opened",
-    "易涝点整治": "drainage.point_repaired",
-    "积水点整治": "drainage.point_repaired",
+    name: kind.name for family in FAMILIES for kind in family.events for name in kind.ledger_names
 }
 
 DEPARTMENT_NAMES: dict[str, str] = {
-    "安置房": "housing",
-    "住建": "housing",
-    "住房": "housing",
-    "教育": "education",
-    "教育局": "education",
-    "供热": "heating",
-    "供热办": "heating",
-    "停车": "parking",
-    "停车办": "parking",
-    "排水": "drainage",
-    "排水防汛": "drainage",
+    name: family.department for family in FAMILIES for name in family.department_names
 }
 
 SPACE_KINDS: dict[str, str] = {

@@ -22,48 +22,25 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
 
 import orjson
 import yaml
 
 from schemas.envelope import Envelope
+from schemas.family import LedgerField, UnitKind, ledger_field
 from schemas.fields import normalise_text
-from schemas.topics import ALL, BY_EVENT_TYPE, DEPARTMENTS
+from schemas.topics import ALL, BY_EVENT_TYPE, DEPARTMENTS, FAMILIES
 from services.ledger_import.base import LedgerError
 from services.ledger_import.files import Ledger, blank
 
-Kind = Literal[
-    "text",
-    "district",
-    "datetime",
-    "decimal",
-    "count",
-    "float",
-    "event_type",
-    "department",
-    "space_kind",
-    "school_level",
-    "passthrough",
-]
-UnitKind = Literal["area", "length", "count"]
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str  # event field; "location.lat" for a nested one
-    kind: Kind
-    aliases: tuple[str, ...] = ()
-    units: UnitKind | None = None
-
-
-def _field(name: str, kind: Kind, aliases: str = "", units: UnitKind | None = None) -> FieldSpec:
-    return FieldSpec(name, kind, tuple(aliases.split()), units)
-
+# A field as clerks head its column: schemas.family.LedgerField (each family declares its
+# payload fields there; the envelope's and the corrections' are here).
+FieldSpec = LedgerField
+_field = ledger_field
 
 # The headers a clerk writes for each field (the field's own name always works too). They
 # are compared after header_key(): width, case, spaces and a trailing (unit) do not matter.
-FIELDS: tuple[FieldSpec, ...] = (
+COMMON_FIELDS: tuple[FieldSpec, ...] = (
     _field("event_type", "event_type", "事件类型 事件 业务类型 类别"),
     _field("event_id", "text", "事件id"),
     _field("schema_version", "passthrough"),
@@ -83,32 +60,33 @@ FIELDS: tuple[FieldSpec, ...] = (
         "text",
         "台账编号 编号 单据号 单据编号 台账号 记录编号 流水号 审批单号 审批编号",
     ),
-    _field(
-        "area_m2",
-        "decimal",
-        "面积 建筑面积 供热面积 新增供热面积 入网面积 并网面积 接入面积 开工面积 竣工面积 "
-        "交付面积 area",
-        "area",
-    ),
-    _field("units", "count", "套数 房屋套数 安置房套数", "count"),
-    _field("households", "count", "户数 回迁户数 安置户数", "count"),
-    _field("persons", "count", "人数 回迁人数 安置人数", "count"),
-    _field("places", "count", "学位数 新增学位 新增学位数 学位", "count"),
-    _field("level", "school_level", "学段 办学层次"),
-    _field("school_name", "text", "学校名称 学校"),
-    _field("spaces", "count", "车位数 车位 新增车位 泊位数 泊位", "count"),
-    _field("kind", "space_kind", "车位类型 车位性质 泊位类型"),
-    _field("lot_name", "text", "停车场名称 停车场"),
-    _field("length_km", "decimal", "长度 管网长度 管道长度 铺设长度 管线长度 length", "length"),
-    _field("point_name", "text", "点位名称 点位 积水点 积水点名称 易涝点 易涝点名称"),
-    _field("location", "passthrough"),
-    _field("location.lat", "float", "纬度 lat latitude"),
-    _field("location.lon", "float", "经度 lon lng longitude"),
+    # A correction's own fields (schemas/corrections.py), the same in every family.
     _field("corrects", "text", "被更正事件 被更正事件id 原事件id"),
     _field("metric", "text", "指标"),
     _field("delta", "decimal", "更正量 调整量 变化量"),
     _field("reason", "text", "更正原因 原因"),
     _field("approved_by", "text", "审批人 批准人"),
+)
+
+
+def _merged(fields: Iterable[FieldSpec]) -> tuple[FieldSpec, ...]:
+    """One spec per field name: families that share a field (area_m2) pool their aliases;
+    they must agree on how its cells read."""
+    merged: dict[str, FieldSpec] = {}
+    for spec in fields:
+        seen = merged.get(spec.name)
+        if seen is None:
+            merged[spec.name] = spec
+            continue
+        if (seen.kind, seen.units) != (spec.kind, spec.units):
+            raise TypeError(f"families declare field {spec.name} differently")
+        aliases = seen.aliases + tuple(a for a in spec.aliases if a not in seen.aliases)
+        merged[spec.name] = LedgerField(spec.name, spec.kind, aliases, spec.units)
+    return tuple(merged.values())
+
+
+FIELDS: tuple[FieldSpec, ...] = _merged(
+    [*COMMON_FIELDS, *(spec for family in FAMILIES for spec in family.ledger_fields)]
 )
 BY_FIELD: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

@@ -45,9 +45,9 @@ from schemas.receipts import CHUNK, Outcome, encode_mark, encode_receipts, recei
 from schemas.topics import TopicSpec
 from schemas.validation import Rejection
 from streams import metrics
+from streams.batch import Batch, Record, SinkResult
 from streams.db import DatabaseError, connect_async
 from streams.settings import Settings
-from streams.sink import Batch, Record, SinkResult
 
 log = logging.getLogger("citystream.worker")
 

@@ -21,12 +21,12 @@ from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.validation import Rejection
 from streams.acceptance import CorrectionRefs, Original, judge_corrections, split_known
+from streams.batch import Batch, Record, SinkResult, sink_rejection
 from streams.chain import canonical, link, payload_digest
 from streams.db import DatabaseError, DatabaseUnavailable
 from streams.db.cursors import advance as cursors_advance
 from streams.db.cursors import lock as cursors_lock
 from streams.rollup import rollup
-from streams.sink import Batch, Record, SinkResult, sink_rejection
 
 
 class ConcurrentInsert(DatabaseError):

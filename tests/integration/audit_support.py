@@ -1,5 +1,5 @@
 """Writing ledger rows for the audit tests through the sink's own code path
-(``streams.sink.prepare`` and ``streams.db.ledger.write_batch``), without a worker: the
+(``streams.batch.prepare`` and ``streams.db.ledger.write_batch``), without a worker: the
 rows, their hash chains, rollups and consumer offsets are exactly what a worker writes."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from schemas.topics import TopicSpec
 from streams.db import connect, connect_async
 from streams.db.ledger import write_batch
 from streams.settings import Settings
-from streams.sink import Record, SinkResult, prepare
+from streams.batch import Record, SinkResult, prepare
 
 
 def sink(

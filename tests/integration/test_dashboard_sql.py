@@ -44,7 +44,7 @@ from streams.db.ledger import write_batch
 from streams.db.migrate import migrate
 from streams.db.roles import OWNER_ROLE
 from streams.settings import Settings
-from streams.sink import Record, prepare
+from streams.batch import Record, prepare
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from streams.db import connect_async
 from streams.db.cursors import Incarnation, current_incarnation
 from streams.db.ledger import TopicReset, write_batch
 from streams.settings import Settings
-from streams.sink import Record, prepare
+from streams.batch import Record, prepare
 from tests.integration.helpers import chain_breaks, heating_events
 
 pytestmark = pytest.mark.integration

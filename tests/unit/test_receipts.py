@@ -16,7 +16,7 @@ from schemas.receipts import CHUNK, Mark, Receipt, decode_record, encode_mark, e
 from schemas.topics import HEATING
 from services.receipts_view import Waiting, fold
 from streams import receipts as worker
-from streams.sink import Record, SinkResult, prepare, sink_rejection
+from streams.batch import Record, SinkResult, prepare, sink_rejection
 
 TOPIC = "t.city.heating.v1"
 WHEN = datetime(2024, 11, 2, 2, tzinfo=UTC)

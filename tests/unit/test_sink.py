@@ -14,7 +14,7 @@ from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected
 from schemas.topics import HEATING
 from streams.chain import GENESIS, canonical, link
 from streams.rollup import local_day, rollup
-from streams.sink import Record, prepare
+from streams.batch import Record, prepare
 
 
 def _event(**overrides: object) -> HeatingAreaConnected:

@@ -1,0 +1,101 @@
+"""The batch: Kafka records as the worker read them, decoded and validated.
+
+``prepare`` is pure (no I/O): decode and validate every record, drop in-batch
+duplicates, note the next offset per partition. ``streams.db.ledger.write_batch`` then
+writes it in one transaction, and only after that commits does the agent ack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from schemas.envelope import Envelope
+from schemas.topics import TopicSpec
+from schemas.validation import LOG_APPEND_TIME, Rejection, decode, record_clock
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record as the worker consumed it, exactly as Kafka gave it: nothing here is
+    interpreted yet, so building a Record cannot fail whatever the record holds."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    # The record's Kafka timestamp (ms) and its type (CreateTime 0, LogAppendTime 1): "in
+    # the future" is judged against it, not the wall clock, so a replay rejects exactly what
+    # the first run rejected (schemas.validation.record_clock). None: judge by the wall clock.
+    timestamp_ms: int | None = None
+    timestamp_type: int = LOG_APPEND_TIME
+
+
+@dataclass
+class Batch:
+    # The records as read, in order: what a batch that fails on one of them is split by.
+    records: list[Record]
+    # The incarnation of the family's topic these records belong to (streams.db.cursors).
+    incarnation: int = 1
+    accepted: list[tuple[Record, Envelope]] = field(default_factory=list)
+    rejected: list[tuple[Record, Rejection]] = field(default_factory=list)
+    # Records whose event_id already appeared earlier in this batch.
+    repeated: int = 0
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    inserted: int
+    inserted_by_type: dict[str, int]
+    duplicates: int
+    # Every record not accepted: those ``prepare`` rejected and those the ledger did.
+    rejected: list[tuple[Record, Rejection]]
+
+
+def sink_rejection(
+    reason: str, field: str | None, value: str | None, rule: str, *, zh: str, en: str
+) -> Rejection:
+    """A rejection only the ledger can decide (an unknown corrected event, a reused id)."""
+    shown = None if value is None else value[:200]
+    return Rejection.build(reason, field, shown, rule=rule, zh=zh, en=en)
+
+
+def prepare(spec: TopicSpec, records: list[Record], *, incarnation: int = 1) -> Batch:
+    batch = Batch(records, incarnation)
+    seen: dict[UUID, Envelope] = {}
+    for record in records:
+        tp = (record.topic, record.partition)
+        batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), record.offset + 1)
+        now = (
+            None
+            if record.timestamp_ms is None
+            else record_clock(record.timestamp_ms, record.timestamp_type)
+        )
+        if isinstance(now, Rejection):
+            batch.rejected.append((record, now))
+            continue
+        outcome = decode(spec, record.value, now=now)
+        if isinstance(outcome, Rejection):
+            batch.rejected.append((record, outcome))
+        elif outcome.event_id not in seen:
+            seen[outcome.event_id] = outcome
+            batch.accepted.append((record, outcome))
+        elif seen[outcome.event_id] == outcome:
+            batch.repeated += 1
+        else:
+            batch.rejected.append((record, reused_event_id(outcome)))
+    return batch
+
+
+def reused_event_id(event: Envelope) -> Rejection:
+    return sink_rejection(
+        "duplicate_event_id",
+        "event_id",
+        str(event.event_id),
+        "event_id is unique",
+        zh="该 event_id 已用于另一条不同的记录；新记录请使用新的 event_id",
+        en="this event_id was already used for a different record; use a new event_id",
+    )

@@ -1,0 +1,243 @@
+"""One event family's batch loop: read, prepare, write, publish, observe.
+
+Reads what the fetch loop (``streams.consumer``) hands it, prepares batches
+(``streams.batch``), writes them (``streams.sink.BatchWriter``), then publishes dead
+letters and receipts (``streams.sink``, ``streams.receipts``) and the batch's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from faust.types import TP
+
+from schemas.topics import TopicSpec
+from schemas.validation import CREATE_TIME
+from streams import metrics
+from streams import receipts as receipts_
+from streams.batch import Batch, Record, SinkResult, prepare
+from streams.db.cursors import Incarnation
+from streams.settings import Settings
+from streams.sink import RETRY_DELAYS_S, BatchWriter, observe, publish_deadletter
+
+if TYPE_CHECKING:
+    from streams.app import WorkerFaustApp
+
+log = logging.getLogger("citystream.worker")
+
+# How often each family asks the broker whether its topic is still the one it reads.
+TOPIC_CHECK_INTERVAL_S = 5.0
+
+
+class FamilyLoop:
+    """The batch loop of one event family (topic ``city.<family>.v1``).
+
+    take a batch (``CITYSTREAM_BATCH_SIZE`` records, or what arrived within
+    ``CITYSTREAM_BATCH_WAIT_S``) → ``prepare`` (decode, validate) → one PostgreSQL
+    transaction (``streams.sink.BatchWriter``) → dead letters to their topic. One write at a
+    time, in order: batch N+1 is decoded while batch N waits on PostgreSQL, and N+1's
+    transaction starts after N's commit, so it sees N's rows (duplicates, corrections) and
+    chain head. Every few seconds the family asks the broker whether its topic is still the
+    one it reads; a re-created topic is handed to the fetch loop to restart from its start.
+    """
+
+    def __init__(
+        self,
+        app: WorkerFaustApp,
+        settings: Settings,
+        spec: TopicSpec,
+        deadletters: Any,
+        receipt_topics: dict[str, Any],
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.spec = spec
+        self.deadletters = deadletters
+        self.receipts = receipts_.Publisher(receipt_topics)
+        self.topic = settings.topic_name(spec.name)
+        # A few fetches ahead at most; beyond that the consumer waits (back-pressure).
+        self.inbox: asyncio.Queue[tuple[int, list[Record]]] = asyncio.Queue(maxsize=4)
+        # Bumped when partitions are revoked or the topic was reset: records read before
+        # that are dropped unread (read again from the offsets PostgreSQL stored).
+        self.epoch = 0
+        self.incarnation = Incarnation(self.topic, 1, None)
+        # A new incarnation found but not applied yet: the fetch loop seeks to its start
+        # (between fetches) and calls begin(); until then every batch is dropped, its
+        # records being the old positions' ones.
+        self.pending_reset: Incarnation | None = None
+        self._carry: tuple[int, list[Record]] = (0, [])
+        self._writing: asyncio.Task[None] | None = None
+        self._written: dict[TP, int] = {}
+        self._writer = BatchWriter(settings)
+
+    def begin(self, incarnation: Incarnation) -> None:
+        """Read ``incarnation`` from now on; drop what was read before."""
+        if incarnation.number != self.incarnation.number:
+            self._drop_read()
+        self.incarnation = incarnation
+
+    async def run(self) -> None:
+        await self._writer.open()
+        checking = asyncio.create_task(self._watch_topic())
+        try:
+            while True:
+                epoch, records = await self._take()
+                if not records:
+                    continue
+                started = time.perf_counter()
+                batch = self._prepare(records)
+                prepare_s = time.perf_counter() - started
+                if self._writing is not None:
+                    await self._writing
+                if epoch == self.epoch and self.pending_reset is None:
+                    self._writing = asyncio.create_task(self._commit(batch, prepare_s))
+        finally:
+            checking.cancel()
+            if self._writing is not None and not self._writing.done():
+                # Stopping: a transaction cut short rolls back; its records are read
+                # again from the offsets PostgreSQL stored.
+                self._writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._writing
+            await self._writer.close()
+
+    def _prepare(self, records: list[Record]) -> Batch:
+        created = sum(1 for r in records if r.timestamp_type == CREATE_TIME)
+        if created:
+            metrics.CREATE_TIME_RECORDS.labels(self.topic).inc(created)
+        return prepare(self.spec, records, incarnation=self.incarnation.number)
+
+    async def _watch_topic(self) -> None:
+        """Notice a topic deleted and created again although no write collided with the
+        ledger: the consumer may simply go on from its old offsets in the new topic."""
+        while True:
+            await asyncio.sleep(TOPIC_CHECK_INTERVAL_S)
+            if not self.app.consumer.assignment():
+                continue
+            try:
+                await self._check_reset()
+            except Exception:  # checked again at the next interval
+                log.exception("checking topic %s for a reset failed", self.topic)
+
+    async def _check_reset(self, *, until_known: bool = False) -> bool:
+        """True if the topic is not the incarnation this family reads (then the fetch loop
+        restarts it), False if it is. ``until_known``: ask until the broker and PostgreSQL
+        answer (a write that collided with the ledger must not be judged without them)."""
+        attempt = 0
+        while self.pending_reset is None:
+            try:
+                found = await self.app.incarnation(
+                    self.app.consumer, self.topic, require_id=until_known
+                )
+            except Exception as exc:
+                if not until_known:
+                    raise
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                log.warning(
+                    "checking %s for a reset failed, retrying in %.1fs: %s", self.topic, delay, exc
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            if found.number == self.incarnation.number:
+                return False
+            self.pending_reset = found
+        return True
+
+    async def _take(self) -> tuple[int, list[Record]]:
+        """Up to ``batch_size`` records of the current epoch, or what came within the wait.
+
+        Records of an earlier epoch are dropped: the seek that follows every revocation
+        moves each partition back to the offset PostgreSQL stored, which is at or before
+        every record not yet written, so they are read again.
+        """
+        size, within = self.settings.batch_size, self.settings.batch_wait_s
+        loop = asyncio.get_running_loop()
+        epoch, records = self._carry if self._carry[0] == self.epoch else (self.epoch, [])
+        self._carry = (epoch, [])
+        deadline = loop.time() + within
+        while len(records) < size:
+            try:
+                got, fetched = self.inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                wait = None if not records else deadline - loop.time()
+                if wait is not None and wait <= 0:
+                    break
+                try:
+                    got, fetched = await asyncio.wait_for(self.inbox.get(), wait)
+                except TimeoutError:
+                    break
+            if got != self.epoch:
+                continue
+            if got != epoch:
+                epoch, records = got, []  # revoked while gathering: start over
+            if not records:
+                deadline = loop.time() + within
+            records.extend(fetched)
+        self._carry = (epoch, records[size:])
+        return epoch, records[:size]
+
+    async def _commit(self, batch: Batch, prepare_s: float) -> None:
+        started = time.perf_counter()
+        incarnation = batch.incarnation
+        # At most one batch's receipts in flight: a crash loses no more than the receipts
+        # a newly assigned worker re-derives (streams/receipts.py).
+        await self.receipts.settled()
+        results = await self._writer.write(
+            batch,
+            prepare=lambda records: prepare(self.spec, records, incarnation=incarnation),
+            reset_check=lambda: self._check_reset(until_known=True),
+        )
+        if results is None:
+            return  # the topic was reset: these records are read again in its new life
+        for result in results:
+            # After the commit: the deadletters table already holds these, so a crash here
+            # loses at most the topic copy, never the record itself.
+            for record, why in result.rejected:
+                await publish_deadletter(self.deadletters, record, why)
+        await self._publish_receipts(batch, results)
+        for (topic, partition), offset in batch.next_offsets.items():
+            self._written[TP(topic, partition)] = offset
+        try:
+            observe(self.app, self.spec, batch, results, prepare_s + time.perf_counter() - started)
+        except Exception:  # the batch is committed; a metrics bug must not stop the family
+            log.exception("observing a written batch failed")
+
+    async def _publish_receipts(self, batch: Batch, results: list[SinkResult]) -> None:
+        """Each record's receipt to its department, after the commit (streams/receipts.py)."""
+        stored = None
+        if not receipts_.all_stored(batch, results):
+            try:
+                conn = self._writer.connection
+                async with conn.transaction():  # a read of its own, never left open
+                    stored = await receipts_.stored_positions(conn, batch)
+            except Exception as exc:  # then "stored" stands for "in the ledger" for all
+                log.warning("which records were duplicates is unknown: %s", exc)
+        try:
+            await self.receipts.publish(*receipts_.build(self.spec, batch, results, stored))
+        except Exception:  # the batch is committed; receipts must never stop the family
+            log.exception("publishing the receipts of a written batch failed")
+            metrics.RECEIPTS_FAILED.labels("").inc()
+            self.receipts.lost("publishing failed")
+
+    def on_revoked(self) -> asyncio.Task[None] | None:
+        """Drop what was read but not written; return the write still in flight, which
+        the revocation lets finish first, so that a partition's next owner starts after
+        it (as faust waits for its own streams)."""
+        self._drop_read()
+        if self._writing is not None and not self._writing.done():
+            return self._writing
+        return None
+
+    def _drop_read(self) -> None:
+        self.epoch += 1
+        while not self.inbox.empty():
+            self.inbox.get_nowait()
+
+    def take_written(self) -> dict[TP, int]:
+        written, self._written = self._written, {}
+        return written

@@ -1,0 +1,49 @@
+"""The worker changes faust (and reaches into aiokafka) at a few named points
+(``streams.consumer``, ``streams.app``). Those names are not public API: this pins the
+versions the project was measured with and checks that every name overridden or used still
+exists where it is expected, so an upgrade fails here, not in production."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import aiokafka
+import faust
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from streams.app import WorkerFaustApp
+from streams.consumer import Transport, _BatchingConsumer, _ConsumerThread
+
+
+def test_the_pinned_versions_are_installed() -> None:
+    assert version("faust-streaming") == "0.15.3"
+    assert version("aiokafka") == "0.14.0"
+
+
+def test_every_overridden_name_exists_on_the_class_it_overrides() -> None:
+    overridden = {
+        _BatchingConsumer: ("seek_to_committed", "_drain_messages", "_new_consumer_thread"),
+        _ConsumerThread: ("_create_worker_consumer",),
+        WorkerFaustApp: ("_new_transport",),
+    }
+    for cls, names in overridden.items():
+        base = cls.__mro__[1]
+        for name in names:
+            assert name in cls.__dict__, f"{cls.__name__} no longer overrides {name}"
+            assert callable(getattr(base, name, None)), f"{base.__name__}.{name} is gone"
+    assert Transport.Consumer is _BatchingConsumer
+
+
+def test_the_names_the_overrides_call_exist() -> None:
+    for name in ("getmany", "seek", "seek_wait", "_commit", "assignment", "highwaters"):
+        assert hasattr(faust_aiokafka.Consumer, name), name
+    assert hasattr(faust_aiokafka.AIOKafkaConsumerThread, "topic_partitions")
+    # faust's per-record loop the batch hand-over replaces.
+    assert "_drain_messages" in inspect.getsource(faust_consumer.Consumer)
+    # read_committed: aiokafka keeps the isolation level in this attribute until start().
+    source = inspect.getsource(aiokafka.AIOKafkaConsumer)
+    assert "self._isolation_level = isolation_level" in source
+    assert "isolation_level=self._isolation_level" in source
+    assert issubclass(WorkerFaustApp, faust.App)

@@ -14,10 +14,10 @@ from schemas.drainage import DrainagePointRepaired
 from schemas.envelope import Envelope
 from schemas.heating import HeatingAreaConnected
 from schemas.topics import TopicSpec
+from streams.batch import Record, SinkResult, prepare
 from streams.db import connect, connect_async
 from streams.db.ledger import write_batch
 from streams.settings import Settings
-from streams.batch import Record, SinkResult, prepare
 
 
 def sink(

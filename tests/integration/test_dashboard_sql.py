@@ -39,12 +39,12 @@ from schemas.envelope import CST, Envelope
 from schemas.topics import ALL
 from services.pledges import Status, load, progress, validated_catalogue
 from services.simulator import Plan, expected_totals, plan
+from streams.batch import Record, prepare
 from streams.db import connect, connect_async
 from streams.db.ledger import write_batch
 from streams.db.migrate import migrate
 from streams.db.roles import OWNER_ROLE
 from streams.settings import Settings
-from streams.batch import Record, prepare
 
 pytestmark = pytest.mark.integration
 

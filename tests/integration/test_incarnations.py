@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from schemas.topics import HEATING
+from streams.batch import Record, prepare
 from streams.db import connect_async
 from streams.db.cursors import Incarnation, current_incarnation
 from streams.db.ledger import TopicReset, write_batch
 from streams.settings import Settings
-from streams.batch import Record, prepare
 from tests.integration.helpers import chain_breaks, heating_events
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected
 from schemas.topics import HEATING
+from streams.batch import Record, prepare
 from streams.chain import GENESIS, canonical, link
 from streams.rollup import local_day, rollup
-from streams.batch import Record, prepare
 
 
 def _event(**overrides: object) -> HeatingAreaConnected:

@@ -6,8 +6,8 @@ Every client authenticates (SASL/SCRAM-SHA-512) as one principal of
 ``streams.settings.PRINCIPALS``: a department's ``Producer`` as that department, topic and
 ACL administration as ``admin``, the worker's topic checks as ``worker``, audits as
 ``auditor``. A wrong password is reported as "authentication failed" after ``AUTH_PROBE_S``
-(kafka-python itself only logs the SASL error and keeps retrying until its bootstrap
-timeout).
+(kafka-python itself keeps retrying until its bootstrap timeout, and mostly loses the
+broker's SASL error; see ``AUTH_PROBE_S``).
 
 Topics: ``city.<family>.v1`` from :mod:`schemas.topics` (plus ``CITYSTREAM_TOPIC_NAMESPACE``),
 ``city.deadletter.v1``, ``city.audit-checkpoints.v1`` and each department's
@@ -18,6 +18,7 @@ Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_PRODUCER_TIMEOUT_S``,
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import threading
@@ -27,6 +28,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiokafka import errors as aiokafka_errors
+from aiokafka.client import AIOKafkaClient
+from aiokafka.helpers import create_ssl_context
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import (
     ACL,
@@ -65,11 +69,13 @@ logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 
 # A client's first bootstrap attempt lasts this long, the second twice as long, the third
 # the rest of the caller's timeout. kafka-python answers a refused SCRAM login only by
-# retrying until its bootstrap timeout, so the attempts are kept short: a wrong password is
-# reported at the end of the first attempt that saw the broker refuse it. Each login try
-# takes the broker ~0.4 s to refuse, and about half of them end in a bare disconnect rather
-# than the SASL error (measured), so 3 s nearly always includes a refusal (9 s at worst);
-# an unreachable broker still gets the caller's whole timeout. A healthy local broker
+# retrying until its bootstrap timeout, and most often does not even log the refusal:
+# the broker sends its SASL error and closes the connection right behind it, and
+# kafka-python 3.0 reads the close first and drops the reply ("socket disconnected";
+# 21 of 22 refusals measured). So an attempt that ends without a logged refusal is
+# followed by one aiokafka login (:func:`_sasl_refusal`), which reads the reply before the
+# close: a wrong password is reported after one attempt (~3.3 s), every time; an
+# unreachable broker still gets the caller's whole timeout. A healthy local broker
 # bootstraps in well under 0.1 s. (Each failed attempt of an admin client or consumer
 # leaves kafka-python's idle IO thread behind, hence few attempts.)
 AUTH_PROBE_S = 3.0
@@ -84,15 +90,55 @@ class DeliveryError(CityStreamError):
 
 
 class _AuthFailures(logging.Handler):
-    """Remembers the SASL authentication failures kafka-python logs (it raises none)."""
+    """Remembers the SASL authentication failures a client library logs (kafka-python and
+    aiokafka raise none: they log the refusal and go on to "unable to bootstrap")."""
 
-    def __init__(self) -> None:
+    def __init__(self, *kinds: type[BaseException]) -> None:
         super().__init__(logging.WARNING)
+        self.kinds = kinds or (SaslAuthenticationFailedError,)
         self.failures: list[BaseException] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
-        self.failures.extend(arg for arg in args if isinstance(arg, SaslAuthenticationFailedError))
+        self.failures.extend(arg for arg in args if isinstance(arg, self.kinds))
+
+
+def _sasl_refusal(settings: Settings, principal: str) -> BaseException | None:
+    """The broker's SASL refusal of ``principal``, asked for with one aiokafka login (see
+    ``AUTH_PROBE_S``); None when it logs in, or the broker cannot be reached. Runs its event
+    loop in a thread of its own, so that callers inside one (the worker) may call it too."""
+    options = settings.kafka_client_options(principal)
+    context = None
+    if options["security_protocol"] == "SASL_SSL":
+        context = create_ssl_context(cafile=options.get("ssl_cafile"))
+    watcher = _AuthFailures(aiokafka_errors.SaslAuthenticationFailed)
+
+    async def log_in() -> None:
+        client = AIOKafkaClient(
+            bootstrap_servers=settings.kafka_bootstrap,
+            security_protocol=options["security_protocol"],
+            sasl_mechanism=options["sasl_mechanism"],
+            sasl_plain_username=options["sasl_plain_username"],
+            sasl_plain_password=options["sasl_plain_password"],
+            ssl_context=context,
+            request_timeout_ms=int(AUTH_PROBE_S * 1000),
+        )
+        try:
+            await asyncio.wait_for(client.bootstrap(), AUTH_PROBE_S)
+        except (aiokafka_errors.KafkaError, OSError, TimeoutError):
+            pass  # the refusal, if it was one, is in the log
+        finally:
+            await client.close()
+
+    aiokafka_log = logging.getLogger("aiokafka")
+    aiokafka_log.addHandler(watcher)
+    try:
+        probe = threading.Thread(target=asyncio.run, args=(log_in(),), name="sasl-probe")
+        probe.start()
+        probe.join()
+    finally:
+        aiokafka_log.removeHandler(watcher)
+    return watcher.failures[-1] if watcher.failures else None
 
 
 _Client = TypeVar("_Client")
@@ -110,8 +156,8 @@ def kafka_client(
     authenticated as ``principal``.
 
     Raises MissingCredentials when this process has no password for it,
-    KafkaAuthenticationError when the broker refuses the password (after ``AUTH_PROBE_S``,
-    seldom three times that),
+    KafkaAuthenticationError when the broker refuses the password (after ``AUTH_PROBE_S``
+    and one more login, ~3.3 s),
     and kafka-python's KafkaTimeoutError when the broker cannot be
     reached within ``timeout_s``.
     """
@@ -138,11 +184,14 @@ def kafka_client(
                     **kwargs,
                 )
             except KafkaTimeoutError as exc:
-                if watcher.failures:
+                failure = (
+                    watcher.failures[-1] if watcher.failures else _sasl_refusal(settings, principal)
+                )
+                if failure is not None:
                     raise KafkaAuthenticationError(
                         f"Kafka at {settings.kafka_bootstrap} refused the credentials of "
                         f"principal {principal!r}: authentication failed "
-                        f"({watcher.failures[-1]}) after {time.monotonic() - started:.1f} s; "
+                        f"({failure}) after {time.monotonic() - started:.1f} s; "
                         f"check {password_variable(principal)}"
                     ) from exc
                 if i == len(attempts) - 1:

@@ -181,7 +181,8 @@ def test_a_wrong_password_fails_clearly_and_promptly(isolated: Settings, tmp_pat
     seconds = time.monotonic() - started
     print(f"\nwrong password refused after {seconds:.1f} s: {refused.value}")
     assert "CITYSTREAM_KAFKA_HEATING_PASSWORD" in str(refused.value)
-    assert seconds < 12  # AUTH_PROBE_S (3 s), seldom three times it; never the 30 s timeout
+    # AUTH_PROBE_S (3 s) and one aiokafka login: ~3.3 s; never kafka-python's 30 s timeout
+    assert seconds < 12
 
     # The worker too: it exits at once, saying so, instead of retrying forever.
     env = settings_env(
@@ -199,7 +200,9 @@ def test_a_wrong_password_fails_clearly_and_promptly(isolated: Settings, tmp_pat
     )
     assert result.returncode == 1
     assert "authentication failed" in " ".join(result.stderr.split())
-    assert time.monotonic() - started < 15
+    # ~4 s here (imports + the probe); the bound leaves room for a loaded CI machine and
+    # still fails the old behaviour (the 30 s bootstrap timeout, then retries).
+    assert time.monotonic() - started < 25
 
 
 def test_a_record_claiming_another_department_is_refused_by_the_worker(

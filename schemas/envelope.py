@@ -58,7 +58,7 @@ def _department_schema(schema: dict[str, Any]) -> None:
 
 
 # The departments that send events: one per event family, named after it; each writes only
-# its own family's topic (schemas.topics, services.access).
+# its own family's topic (schemas.topics, services.kafka.access).
 Department = Annotated[str, AfterValidator(_department)]
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")

@@ -119,7 +119,8 @@ def topics() -> None:
     """Create the city.* topics that are missing (unlimited retention, broker timestamps),
     set broker timestamps (LogAppendTime) on those that exist, and grant every principal its
     ACLs on them (as the admin: CITYSTREAM_KAFKA_ADMIN_PASSWORD)."""
-    from services.producer import KafkaAuthenticationError, ensure_topics
+    from services.kafka.client import KafkaAuthenticationError
+    from services.kafka.topics import ensure_topics
     from streams.settings import MissingCredentials
 
     try:
@@ -145,7 +146,7 @@ def access() -> None:
 @access.command("show")
 def access_show() -> None:
     """List every ACL the principals hold on this installation's topics and group."""
-    from services.access import SUPER_USERS, grants
+    from services.kafka.access import SUPER_USERS, grants
 
     settings = get_settings()
     table = Table("principal", "resource", "name", "operation")
@@ -162,7 +163,8 @@ def access_show() -> None:
 def access_users() -> None:
     """Set the SCRAM password of every principal whose password this process holds (as the
     admin). Compose's migrate step runs it, so a password changed in .env takes effect."""
-    from services.producer import KafkaAuthenticationError, set_passwords
+    from services.kafka.acls import set_passwords
+    from services.kafka.client import KafkaAuthenticationError
     from streams.settings import PRINCIPALS, MissingCredentials
 
     settings = get_settings()
@@ -194,7 +196,8 @@ def access_rotate(principal: str, password_stdin: bool) -> None:
     """
     import secrets
 
-    from services.producer import KafkaAuthenticationError, set_passwords
+    from services.kafka.acls import set_passwords
+    from services.kafka.client import KafkaAuthenticationError
     from services.stack import state
     from streams.settings import (
         PRINCIPALS,
@@ -264,7 +267,8 @@ def emit(
     from schemas.envelope import new_event_id
     from schemas.topics import BY_EVENT_TYPE
     from schemas.validation import Rejection, decode
-    from services.producer import DeliveryError, Producer
+    from services.kafka.client import DeliveryError
+    from services.kafka.producer import Producer
     from services.receipts import ReceiptReader, ReceiptsError
 
     spec = BY_EVENT_TYPE.get(event_type)
@@ -513,7 +517,8 @@ def worker() -> None:
     Logs in to Kafka as the workers' principal (CITYSTREAM_KAFKA_WORKER_PASSWORD), which may
     not create topics: run `citystream topics` (as the admin) first.
     """
-    from services.producer import KafkaAuthenticationError, TopicIds, wait_for_topics
+    from services.kafka.client import KafkaAuthenticationError
+    from services.kafka.topics import TopicIds, wait_for_topics
     from streams.settings import MissingCredentials
     from streams.worker import run
 

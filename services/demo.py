@@ -38,8 +38,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.catalogue import Achievement, Catalogue
+from services.kafka.topics import ensure_topics
 from services.pledges import PledgeProgress, load, progress, status_table, validated_catalogue
-from services.producer import ensure_topics
 from services.progress import caught_up
 from services.report import DEFAULT_OUT, format_exact, screenshot, write_report
 from services.simulator import DEFAULT_SEED, plan

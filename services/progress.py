@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from schemas.topics import ALL
-from services.producer import end_offsets
+from services.kafka.topics import end_offsets
 from streams.db import DatabaseUnavailable, connect
 from streams.settings import Settings
 

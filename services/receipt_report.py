@@ -173,7 +173,7 @@ def rebuild(settings: Settings, department: str) -> int:
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    from services.producer import KafkaAuthenticationError, kafka_client
+    from services.kafka.client import KafkaAuthenticationError, kafka_client
     from streams.db import DatabaseError
     from streams.settings import MissingCredentials
 

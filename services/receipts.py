@@ -35,7 +35,7 @@ from kafka.errors import KafkaError
 from schemas.errors import CityStreamError
 from schemas.receipts import Mark, Receipt, decode_record
 from schemas.topics import receipts_topic
-from services.producer import KafkaAuthenticationError, kafka_client
+from services.kafka.client import KafkaAuthenticationError, kafka_client
 from services.receipts_view import (
     HeldEvent,
     LedgerView,

@@ -4,7 +4,7 @@
 the catalogue under ``seeds/`` and returns every record the departments of the five
 subdistricts would send in a year — valid events, a few corrections, identical
 re-sends and invalid records — in the order they are sent. :mod:`services.simulator_run`
-sends a plan through :class:`services.producer.Producer` to ``city.<family>.v1``.
+sends a plan through :class:`services.kafka.producer.Producer` to ``city.<family>.v1``.
 
 What a plan holds
 -----------------

@@ -154,13 +154,9 @@ def _department_of(topic_base: str) -> str:
 
 def send(plan: Plan, settings: Settings, console: Console) -> SendReport:
     """Send every record of the plan in order, with one flush at the end."""
-    from services.producer import (
-        DeliveryError,
-        KafkaAuthenticationError,
-        Producer,
-        missing_topics,
-        wait_for_broker,
-    )
+    from services.kafka.client import DeliveryError, KafkaAuthenticationError, wait_for_broker
+    from services.kafka.producer import Producer
+    from services.kafka.topics import missing_topics
     from streams.settings import MissingCredentials
 
     check_not_in_future(plan)

@@ -41,7 +41,7 @@ from streams.sink import RETRY_DELAYS_S, connect_with_retry
 
 log = logging.getLogger("citystream.worker")
 
-# The Kafka principal the workers log in as (services.access: READ on the city.* topics and
+# The Kafka principal the workers log in as (services.kafka.access: READ on the city.* topics and
 # the group, WRITE on the dead-letter topic).
 WORKER = "worker"
 # Topic names → their ids as the broker reports them now (blocking; run in a thread).
@@ -175,7 +175,7 @@ def broker_credentials(settings: Settings) -> faust.SASLCredentials:
 
 
 def create_app(settings: Settings, *, topic_ids: TopicIds) -> faust.App:
-    """``topic_ids`` reads topic ids from the broker (``services.producer.TopicIds``, as the
+    """``topic_ids`` reads topic ids from the broker (``services.kafka.topics.TopicIds``, as the
     workers' principal): aiokafka's metadata requests predate them. Raises
     MissingCredentials without the workers' Kafka password."""
     (STACK_DIR / "faust").mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ STACK_ENV_FILE = STACK_DIR / "stack.env"
 LOCAL_DATABASE_URL = "postgresql://citystream@127.0.0.1:5432/citystream"
 
 # The department principals, one per event family (schemas/topics.py): each may write its
-# own family's topic and nothing else (services.access).
+# own family's topic and nothing else (services.kafka.access).
 DEPARTMENTS = FAMILY_DEPARTMENTS
 # Every principal a CityStream process may authenticate as. ``admin`` creates topics, ACLs
 # and users (a super user); ``worker`` runs the stream processor; ``auditor`` reads the

@@ -101,7 +101,7 @@ def wait_until(
 
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
-    from services.producer import wait_for_broker
+    from services.kafka.client import wait_for_broker
 
     settings = Settings()
     try:
@@ -185,10 +185,11 @@ def isolated_schema(base: Settings, suffix: str | None = None) -> Iterator[Setti
     afterwards, also when migrating it failed half-way.
 
     The namespace's topics are created by the admin with the same ACLs as production
-    (``services.access.grants``, literal on this namespace's topic names and this group), so
+    (``services.kafka.access.grants``, literal on this namespace's topic names and this group), so
     every principal has exactly its production rights there and none elsewhere; the ACLs
     are deleted afterwards."""
-    from services.producer import ensure_topics, remove_grants
+    from services.kafka.acls import remove_grants
+    from services.kafka.topics import ensure_topics
     from streams.db.migrate import migrate
 
     suffix = suffix or uuid.uuid4().hex[:10]

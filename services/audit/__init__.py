@@ -8,7 +8,7 @@
 - :mod:`services.audit.explain` lists the events behind a pledge's figure
   (``audit explain``).
 
-Only :mod:`services.audit.store` speaks SQL and only :mod:`services.kafka_reader` reads
+Only :mod:`services.audit.store` speaks SQL and only :mod:`services.kafka.reader` reads
 Kafka; everything else here is computation on what they return. The commands themselves
 are in :mod:`services.audit.commands`.
 """

@@ -59,7 +59,7 @@ def _unavailable(message: str, code: int = EXIT_UNAVAILABLE) -> NoReturn:
 def _reachable() -> Iterator[None]:
     """Database and Kafka failures become exit code 3 with the reason; a Kafka record that
     cannot be decoded here becomes exit code 4, saying which codec and which record."""
-    from services.kafka_reader import KafkaReadError, UndecodableRecordError
+    from services.kafka.reader import KafkaReadError, UndecodableRecordError
     from streams.db import DatabaseError
 
     try:
@@ -182,7 +182,8 @@ def checkpoint_cmd(key_path: Path, out: Path) -> None:
     """
     from services.audit import checkpoint
     from services.audit.verify import verify
-    from services.producer import DeliveryError, KafkaAuthenticationError, publish_checkpoint
+    from services.kafka.client import DeliveryError, KafkaAuthenticationError
+    from services.kafka.producer import publish_checkpoint
     from streams.settings import MissingCredentials
 
     try:
@@ -329,7 +330,7 @@ def verify_cmd(
 def _topic_checkpoints() -> list[Any]:
     """Every checkpoint on the topic (malformed records as their errors)."""
     from services.audit import checkpoint
-    from services.kafka_reader import checkpoint_documents
+    from services.kafka.reader import checkpoint_documents
 
     settings = get_settings()
     topic = settings.topic_name("city.audit-checkpoints.v1")

@@ -3,7 +3,7 @@ list every difference from the live ``metric_daily``.
 
 Two sources, one result:
 
-- **kafka** re-reads the ``city.*`` topics (group-less, :mod:`services.kafka_reader`) and
+- **kafka** re-reads the ``city.*`` topics (group-less, :mod:`services.kafka.reader`) and
   judges every record as the sink did: :func:`schemas.validation.decode` against the
   record's own timestamp, then the acceptance rules of :mod:`streams.acceptance`
   (redeliveries count once, a reused id is refused, corrections must be backed by their
@@ -481,7 +481,7 @@ def replay_from_kafka(
     """Recompute the rollups of ``topics`` (default all) from the Kafka records sent from
     ``start`` to ``end`` (default: everything Kafka holds), up to what the workers have
     stored, on top of the ledger rows before that range."""
-    from services.kafka_reader import TopicReader, topic_ids, topic_retention
+    from services.kafka.reader import TopicReader, topic_ids, topic_retention
 
     specs = select_topics(topics)
     names = [settings.topic_name(spec.name) for spec in specs]

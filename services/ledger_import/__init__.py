@@ -4,7 +4,7 @@ Reads CSV (UTF-8 with or without BOM, or a GB18030/GBK export from Excel), XLSX 
 with openpyxl's read-only mode) or JSONL (one event object per line); maps the clerk's
 Chinese headers (项目名称, 所属街道, 完成日期, 面积（㎡）, …) onto event fields; turns each row
 into the event dict and judges it with the real :func:`schemas.validation.decode`; sends the
-valid rows through :class:`services.producer.Producer` (topics ``city.<family>.v1``) and
+valid rows through :class:`services.kafka.producer.Producer` (topics ``city.<family>.v1``) and
 writes every rejected row, with its sheet row number, column, value, reason and bilingual
 message, to ``<stem>.rejects.csv`` beside the ledger.
 

@@ -193,7 +193,7 @@ def sender(request: ImportRequest, settings: Settings) -> str | None:
 
 def _log_in(settings: Settings, department: str) -> None:
     """Fail before reading the rows when Kafka cannot be reached or refuses the password."""
-    from services.producer import KafkaAuthenticationError, wait_for_broker
+    from services.kafka.client import KafkaAuthenticationError, wait_for_broker
 
     try:
         wait_for_broker(
@@ -220,7 +220,8 @@ def _send(
     progress: Progress,
 ) -> None:
     """Stages state, send and wait, against Kafka."""
-    from services.producer import DeliveryError, Producer
+    from services.kafka.client import DeliveryError
+    from services.kafka.producer import Producer
     from services.receipts import Outcome, Position, ReceiptReader, ReceiptsError
 
     departments = sorted({e.department for e in plan.entries.values() if not e.conflict})

@@ -19,7 +19,7 @@ SEND_BATCH = 5000
 
 
 class EventSink(Protocol):
-    """What :func:`send_plan` needs of :class:`services.producer.Producer`."""
+    """What :func:`send_plan` needs of :class:`services.kafka.producer.Producer`."""
 
     def send(self, event: Envelope) -> Any: ...
 
@@ -54,7 +54,7 @@ def send_plan(
     that did not reach Kafka is reported by number. After a failed flush the rest are not
     tried: the broker is not answering, and each try would wait for the full timeout.
     """
-    from services.producer import DeliveryError
+    from services.kafka.client import DeliveryError
 
     entries = plan.to_send()
     sent = 0

@@ -10,7 +10,7 @@ users — the broker's own ``broker``, ``admin`` and every principal of
 ``streams.settings.PRINCIPALS`` — get generated passwords in ``.stack/stack.env``; they are
 written into the storage when it is formatted (``--add-scram``), before the broker's first
 start, because in KRaft nobody could log in to create the first one. A principal added
-later is created over the admin connection (``services.producer.set_passwords``).
+later is created over the admin connection (``services.kafka.acls.set_passwords``).
 """
 
 from __future__ import annotations
@@ -198,7 +198,8 @@ def start(users: Mapping[str, str]) -> Component:
     """Fetch, format and start the broker with these users (name → password); return once
     the admin can log in and ask for metadata."""
     # The module that speaks Kafka.
-    from services.producer import KafkaAuthenticationError, set_passwords, wait_for_broker
+    from services.kafka.acls import set_passwords
+    from services.kafka.client import KafkaAuthenticationError, wait_for_broker
 
     ensure_jars()
     broker_port, controller_port = _ports()

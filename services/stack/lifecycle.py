@@ -45,7 +45,7 @@ def _grant_default_access(settings: Settings) -> None:
     """The ACLs of the default topic names and consumer group, so that the principals can
     work as soon as `citystream topics` has created the topics (tests grant their own
     namespaces)."""
-    from services.producer import grant_access  # the module that speaks Kafka
+    from services.kafka.acls import grant_access
 
     try:
         grant_access(settings)

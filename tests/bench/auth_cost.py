@@ -5,7 +5,7 @@ else ever talks to the twin.
 
 Two figures, each the median of alternating runs on both brokers:
 - producer throughput: ``events`` heating records (~300 B) sent as fast as kafka-python
-  can with the settings of ``services.producer.Producer`` (acks=all, idempotence, lz4,
+  can with the settings of ``services.kafka.producer.Producer`` (acks=all, idempotence, lz4,
   15 ms linger, 256 KB batches), from the first send to the last acknowledgement;
 - a new connection: a client constructed until it has bootstrapped (TCP, API versions,
   and on the stack's broker the SCRAM exchange: two more round trips and 4,096 PBKDF2

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from services.producer import ensure_topics
+from services.kafka.topics import ensure_topics
 from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
 from tests.integration import test_import

@@ -21,7 +21,9 @@ import psycopg
 from psycopg import sql
 
 from schemas.topics import HEATING
-from services.producer import Producer, end_offsets, ensure_topics, remove_grants
+from services.kafka.acls import remove_grants
+from services.kafka.producer import Producer
+from services.kafka.topics import end_offsets, ensure_topics
 from streams.db import connect
 from streams.db.migrate import migrate
 from streams.settings import Settings

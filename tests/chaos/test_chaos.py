@@ -44,7 +44,8 @@ from schemas.heating import HeatingAreaConnected
 from schemas.parking import ParkingSpacesOpened
 from schemas.topics import HEATING, PARKING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
-from services.producer import Producer, ensure_topics
+from services.kafka.producer import Producer
+from services.kafka.topics import ensure_topics
 from services.progress import caught_up
 from streams.db import connect
 from streams.db.migrate import migrate

@@ -17,7 +17,7 @@ import pytest
 
 from schemas.topics import CHECKPOINT_TOPIC, HEATING
 from services.audit.checkpoint import parse
-from services.kafka_reader import checkpoint_documents
+from services.kafka.reader import checkpoint_documents
 from streams.chain import canonical, link
 from streams.db import connect
 from streams.settings import Settings

@@ -20,7 +20,7 @@ from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected, HeatingCorr
 from schemas.topics import HEATING
 from services.audit.replay import Difference, Replay, replay_from_kafka, replay_from_ledger
 from services.audit.verify import verify
-from services.producer import Producer
+from services.kafka.producer import Producer
 from services.progress import caught_up
 from services.simulator import plan
 from services.simulator_run import send

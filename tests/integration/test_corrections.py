@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected, HeatingCorrection
-from services.producer import Producer
+from services.kafka.producer import Producer
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from schemas.topics import BY_FAMILY
-from services.producer import Producer
+from services.kafka.producer import Producer
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from schemas.topics import HEATING
-from services.producer import Producer
+from services.kafka.producer import Producer
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, kafka_options, wait_until
 from tests.integration.helpers import (

@@ -18,7 +18,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from schemas.topics import HEATING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
-from services.producer import ensure_topics
+from services.kafka.topics import ensure_topics
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, kafka_options, wait_until

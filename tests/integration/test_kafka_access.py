@@ -1,5 +1,5 @@
 """Who may do what on the real broker (SASL/SCRAM-SHA-512, StandardAuthorizer, the ACLs of
-``services.access``): each principal is refused everything beyond its job, promptly and
+``services.kafka.access``): each principal is refused everything beyond its job, promptly and
 with an error that says so, and a wrong password fails clearly instead of hanging.
 
 Every test runs in its own topic namespace, whose topics and ACLs the admin made exactly as
@@ -29,8 +29,9 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import SecretStr
 
 from schemas.topics import HEATING, HOUSING
+from services.kafka.client import DeliveryError
+from services.kafka.producer import Producer
 from services.ledger_import import ImportRequest, LedgerError, sender
-from services.producer import DeliveryError, Producer
 from streams.db import connect
 from streams.settings import STACK_ENV_FILE, Settings
 from tests.conftest import (

@@ -25,7 +25,7 @@ from schemas.heating import CONNECTED_AREA_M2
 from schemas.housing import COMPLETED_AREA_M2, COMPLETED_UNITS
 from schemas.parking import PERMANENT_SPACES, TEMPORARY_SPACES
 from schemas.topics import receipts_topic
-from services.producer import ensure_topics
+from services.kafka.topics import ensure_topics
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import ROOT, WorkerProcess, kafka_options, settings_env

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from services.producer import DeliveryError, Producer
+from services.kafka.client import DeliveryError
+from services.kafka.producer import Producer
 from streams.settings import Settings
 from tests.integration.helpers import heating_events
 

@@ -13,7 +13,7 @@ import pytest
 
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected, HeatingCorrection
 from services.audit.replay import replay_from_kafka, replay_from_ledger
-from services.producer import Producer
+from services.kafka.producer import Producer
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until

@@ -14,7 +14,8 @@ from kafka.errors import KafkaError
 from schemas.envelope import Envelope
 from schemas.topics import HEATING
 from services.audit.replay import replay_from_kafka, replay_from_ledger
-from services.producer import Producer, ensure_topics
+from services.kafka.producer import Producer
+from services.kafka.topics import ensure_topics
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, kafka_options, wait_until

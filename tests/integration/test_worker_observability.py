@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from schemas.topics import DEADLETTER_TOPIC, HEATING
-from services.producer import Producer
+from services.kafka.producer import Producer
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, kafka_options, wait_until
 from tests.integration.helpers import consumed_everything, heating_events, scalar

@@ -1,9 +1,9 @@
-"""The ACL table (services.access): least privilege, literal names, namespaces kept apart.
+"""The ACL table (services.kafka.access): least privilege, literal names, namespaces kept apart.
 Opens no socket."""
 
 from __future__ import annotations
 
-from services.access import grants
+from services.kafka.access import grants
 from streams.settings import DEPARTMENTS, Settings
 
 

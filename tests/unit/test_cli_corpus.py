@@ -53,7 +53,7 @@ class _MustNotSend:
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=lambda c: c.name)
 def test_emit_refuses_with_reason_and_field(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("services.producer.Producer", _MustNotSend)
+    monkeypatch.setattr("services.kafka.producer.Producer", _MustNotSend)
     data = orjson.loads(case.raw or b"")
     result = CliRunner().invoke(main, ["emit", data["event_type"], "--json", case.raw.decode()])
     assert result.exit_code == 1, result.output
@@ -88,7 +88,7 @@ def test_import_dry_run_reports_each_jsonl_line_with_its_reason(
 ) -> None:
     """Every corpus case that can be a JSON Lines line, one ledger per family, through
     `citystream import --dry-run`: each line's reason in the rejects file, by row number."""
-    monkeypatch.setattr("services.producer.Producer", _MustNotSend)
+    monkeypatch.setattr("services.kafka.producer.Producer", _MustNotSend)
     cases = [
         c
         for c in CASES

@@ -17,7 +17,7 @@ from aiokafka import codec as aiokafka_codec
 from kafka.errors import UnsupportedCodecError
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from services.kafka_reader import (
+from services.kafka.reader import (
     CODEC_PACKAGES,
     KafkaReadError,
     UndecodableRecordError,

@@ -9,7 +9,7 @@ from pathlib import Path
 from schemas.envelope import Envelope
 from schemas.topics import BY_EVENT_TYPE, HEATING
 from services import ledger_import as li
-from services.producer import DeliveryError
+from services.kafka.client import DeliveryError
 from tests.unit.ledger_import.support import (
     HEAT_HEADERS,
     events_of,

@@ -11,7 +11,7 @@ from this Python, a codec this kafka-python does not know), :class:`UndecodableR
 says which codec and which record — not that Kafka is unreachable.
 
 Every client here logs in as the ``auditor`` principal, which may read the city.* topics and
-their configuration and nothing else (``services.access``).
+their configuration and nothing else (``services.kafka.access``).
 
 Topics: whatever the caller names (full names, ``CITYSTREAM_TOPIC_NAMESPACE`` included).
 Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_KAFKA_AUDITOR_PASSWORD``.
@@ -34,7 +34,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, UnsupportedCodecError
 
 from schemas.errors import CityStreamError
-from services.producer import KafkaAuthenticationError, kafka_client, refusal
+from services.kafka.client import KafkaAuthenticationError, kafka_client, refusal
 from streams.settings import MissingCredentials, Settings
 
 TP = tuple[str, int]
@@ -417,7 +417,7 @@ def topic_retention(settings: Settings, topics: Sequence[str]) -> dict[str, tupl
 
 def topic_ids(settings: Settings, topics: Sequence[str]) -> dict[str, uuid.UUID]:
     """Topic → the id the broker gave it at creation: which incarnation Kafka holds."""
-    from services.producer import TopicIds
+    from services.kafka.topics import TopicIds
 
     lookup = TopicIds(settings, principal=AUDITOR, timeout_s=settings.producer_timeout_s)
     try:

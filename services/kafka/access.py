@@ -1,6 +1,6 @@
 """Who may do what on Kafka: the ACLs of every CityStream principal, as data.
 
-``services.producer.ensure_topics`` (``citystream topics``, the compose ``migrate`` step,
+``services.kafka.topics.ensure_topics`` (``citystream topics``, the compose ``migrate`` step,
 the tests for their own topic namespaces) creates exactly these bindings as the admin; the
 README's security section prints the same table. Nothing here opens a connection.
 

@@ -17,8 +17,9 @@ from functools import cache
 
 from psycopg import sql
 
-from schemas.catalogue import EVENT_METRICS, Catalogue, load_catalogue
+from schemas.catalogue import EVENT_METRICS, Catalogue
 from schemas.districts import LABELS, District
+from schemas.seeds import load_catalogue
 from schemas.topics import FAMILIES
 
 LOCAL_TZ = "Asia/Shanghai"
@@ -31,7 +32,7 @@ EVENT_LABELS: dict[str, str] = {
 }
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {
-    # status code (services/pledges.py Status): label, colour
+    # status code (services/pledges/rules.py Status): label, colour
     "on_track": ("正常 · On track", "green"),
     "at_risk": ("有风险 · At risk", "orange"),
     "behind": ("滞后 · Behind", "red"),

@@ -74,9 +74,15 @@ FAMILY = Family(
             "Waterlogging point repaired",
             (POINTS_REPAIRED,),
             ledger_names=("易涝点整治", "积水点整治"),
+            example={
+                "project": "科学大道积水点改造",
+                "point_name": "科学大道与长椿路口",
+                "location": {"lat": 34.8157, "lon": 113.5521},
+            },
         ),
     ),
     correction=DrainageCorrection,
+    correction_example={"metric": "drainage.points_repaired", "delta": "-1"},
     metrics=METRIC_SPECS,
     ledger_fields=(
         ledger_field("point_name", "text", "点位名称 点位 积水点 积水点名称 易涝点 易涝点名称"),

@@ -96,6 +96,11 @@ FAMILY = Family(
             "School opened",
             (SCHOOLS_OPENED,),
             ledger_names=("学校开学", "开学", "新建学校"),
+            example={
+                "project": "外国语实验小学",
+                "school_name": "郑州高新区外国语实验小学",
+                "level": "primary",
+            },
         ),
         EventKind(
             EducationPlacesAdded,
@@ -103,9 +108,11 @@ FAMILY = Family(
             "School places added",
             (SCHOOL_PLACES,),
             ledger_names=("新增学位",),
+            example={"places": 2160, "level": "primary", "school_name": "郑州高新区外国语实验小学"},
         ),
     ),
     correction=EducationCorrection,
+    correction_example={"metric": "education.school_places", "delta": "-45"},
     metrics=METRIC_SPECS,
     ledger_fields=(
         ledger_field("places", "count", "学位数 新增学位 新增学位数 学位", "count"),

@@ -13,8 +13,9 @@ pledges) and its simulator generator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
@@ -68,6 +69,9 @@ class EventKind:
     metrics: tuple[str, ...]
     # What a clerk writes in a ledger's 事件类型 column for it.
     ledger_names: tuple[str, ...] = ()
+    # A valid event's payload fields (the envelope's are common to all): the documentation's
+    # and the tests' good example of this type.
+    example: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -96,6 +100,8 @@ class Family:
     ledger_fields: tuple[LedgerField, ...] = ()
     # What a clerk writes in a ledger's 部门 column for its department.
     department_names: tuple[str, ...] = ()
+    # A valid correction's metric and delta (its other fields are common to all).
+    correction_example: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         metric_names = {m.name for m in self.metrics}
@@ -105,6 +111,10 @@ class Family:
             unknown = set(kind.metrics) - metric_names
             if unknown:
                 raise ValueError(f"{kind.name} adds to metrics {unknown} the family lacks")
+            if not kind.example:
+                raise ValueError(f"{kind.name} needs an example (its payload fields)")
+        if set(self.correction_example) != {"metric", "delta"}:
+            raise ValueError(f"{self.name} needs a correction_example: its metric and delta")
         if self.correction.family != self.name:
             raise ValueError(f"{self.correction.event_type_name} corrects another family")
 

@@ -96,6 +96,7 @@ FAMILY = Family(
             "Heating area connected",
             (CONNECTED_AREA_M2,),
             ledger_names=("供热面积", "新增供热面积", "供热入网"),
+            example={"area_m2": "12000.50"},
         ),
         EventKind(
             HeatingPipeLaid,
@@ -103,9 +104,11 @@ FAMILY = Family(
             "Heating pipe laid",
             (PIPE_KM,),
             ledger_names=("供热管网", "铺设管网"),
+            example={"length_km": "2.375"},
         ),
     ),
     correction=HeatingCorrection,
+    correction_example={"metric": "heating.connected_area_m2", "delta": "-120.50"},
     metrics=METRIC_SPECS,
     ledger_fields=(
         ledger_field(

@@ -196,6 +196,7 @@ FAMILY = Family(
             "Construction started",
             (STARTED_AREA_M2, STARTED_UNITS),
             ledger_names=("新开工", "开工"),
+            example={"area_m2": "358000.00", "units": 3200},
         ),
         EventKind(
             HousingUnitsCompleted,
@@ -203,6 +204,7 @@ FAMILY = Family(
             "Completed and delivered",
             (COMPLETED_AREA_M2, COMPLETED_UNITS),
             ledger_names=("竣工交付", "竣工", "交付"),
+            example={"area_m2": 79940.5, "units": 912},
         ),
         EventKind(
             HousingHouseholdsReturned,
@@ -210,9 +212,11 @@ FAMILY = Family(
             "Households moved back",
             (RETURNED_HOUSEHOLDS, RETURNED_PERSONS),
             ledger_names=("回迁",),
+            example={"households": 850, "persons": 3200},
         ),
     ),
     correction=HousingCorrection,
+    correction_example={"metric": "housing.completed_units", "delta": "-12"},
     metrics=METRIC_SPECS,
     ledger_fields=(
         ledger_field("area_m2", "decimal", "面积 建筑面积 开工面积 竣工面积 交付面积 area", "area"),

@@ -106,6 +106,7 @@ FAMILY = Family(
             "Parking spaces opened",
             (TEMPORARY_SPACES, PERMANENT_SPACES),
             ledger_names=("新增车位",),
+            example={"kind": "temporary", "spaces": 180},
         ),
         EventKind(
             ParkingLotOpened,
@@ -113,9 +114,11 @@ FAMILY = Family(
             "Car park opened",
             (LOTS_OPENED, TEMPORARY_SPACES, PERMANENT_SPACES),
             ledger_names=("新建停车场", "停车场开放"),
+            example={"lot_name": "科学大道临时停车场", "kind": "temporary", "spaces": 420},
         ),
     ),
     correction=ParkingCorrection,
+    correction_example={"metric": "parking.temporary_spaces", "delta": "20"},
     metrics=METRIC_SPECS,
     ledger_fields=(
         ledger_field("spaces", "count", "车位数 车位 新增车位 泊位数 泊位", "count"),

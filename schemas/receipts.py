@@ -19,7 +19,7 @@ Two kinds of Kafka record, both JSON, written by the worker right after a batch 
   - ``duplicate``: the ledger already held this event (an identical redelivery, or a
     repeat within the batch); it counts once;
   - ``refused``: dead-lettered, with the reason, field, value, rule and messages of
-    :class:`schemas.validation.Rejection`.
+    :class:`schemas.rejections.Rejection`.
 
   A stored or duplicate receipt carries the ``event`` itself (the record's JSON), which is
   how a department, without any database access, learns what the ledger holds of its own
@@ -32,7 +32,7 @@ Two kinds of Kafka record, both JSON, written by the worker right after a batch 
   the record was a duplicate whose receipt was lost with a crashed worker (stored and
   refused receipts are re-derived from PostgreSQL first, see ``streams/receipts.py``).
 
-No I/O here: the worker (``streams/receipts.py``) encodes, ``services/receipts.py`` reads.
+No I/O here: the worker (``streams/receipts.py``) encodes, ``services/kafka/receipts.py`` reads.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import orjson
 
-from schemas.validation import Rejection
+from schemas.rejections import Rejection
 
 FORMAT_VERSION = 1
 # Receipts per Kafka record: a few hundred keep a record well under Kafka's 1 MB limit with

@@ -39,11 +39,16 @@ from rich.table import Table
 
 from schemas.catalogue import Achievement, Catalogue
 from services.kafka.topics import ensure_topics
-from services.pledges import PledgeProgress, load, progress, status_table, validated_catalogue
+from services.pledges.formats import format_exact
+from services.pledges.reads import progress
+from services.pledges.report import DEFAULT_OUT, write_report
+from services.pledges.rules import PledgeProgress
+from services.pledges.screenshot import screenshot
+from services.pledges.store import load, validated_catalogue
+from services.pledges.table import status_table
 from services.progress import caught_up
-from services.report import DEFAULT_OUT, format_exact, screenshot, write_report
-from services.simulator import DEFAULT_SEED, plan
-from services.simulator_run import SendReport, send
+from services.simulator.plan import DEFAULT_SEED, plan
+from services.simulator.run import SendReport, send
 from streams.db import connect
 from streams.db.migrate import apply
 from streams.db.pledges import metric_days

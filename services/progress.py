@@ -1,8 +1,8 @@
 """Has the worker caught up? The offsets PostgreSQL stored against the ends of the topics.
 
 Used by ``make demo`` and the tests to wait for "everything sent so far is processed";
-reads ``consumer_offsets`` and asks Kafka for each topic's end offsets, as the auditor (it
-only looks).
+reads ``consumer_offsets`` (:func:`streams.db.cursors.latest_offsets`) and asks Kafka for each
+topic's end offsets, as the auditor (it only looks).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from schemas.topics import ALL
 from services.kafka.topics import end_offsets
 from streams.db import DatabaseUnavailable, connect
+from streams.db.cursors import latest_offsets
 from streams.settings import Settings
 
 
@@ -21,15 +22,7 @@ def caught_up(settings: Settings, topics: Iterable[str] | None = None) -> bool:
     bases = list(topics) if topics is not None else [spec.name for spec in ALL]
     try:
         with connect(settings) as conn:
-            stored = {
-                (topic, partition): offset
-                for topic, partition, offset in conn.execute(
-                    # The topic's latest incarnation: Kafka holds no other.
-                    """SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c
-                       WHERE c.incarnation = (SELECT coalesce(max(i.incarnation), 1)
-                                              FROM topic_incarnations i WHERE i.topic = c.topic)"""
-                ).fetchall()
-            }
+            stored = latest_offsets(conn)
     except DatabaseUnavailable:
         return False
     for base in bases:

@@ -26,7 +26,7 @@ from uuid import UUID
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
-from schemas.validation import Rejection
+from schemas.rejections import Rejection
 from streams.batch import reused_event_id, sink_rejection
 
 # What a correction is judged against: the corrected event's type, district and measures.

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from schemas.envelope import Envelope
+from schemas.rejections import Rejection
 from schemas.topics import TopicSpec
-from schemas.validation import LOG_APPEND_TIME, Rejection, decode, record_clock
+from schemas.validation import LOG_APPEND_TIME, decode, record_clock
 
 TopicPartition = tuple[str, int]
 

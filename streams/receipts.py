@@ -21,10 +21,8 @@ Why receipts cannot be lost for good, though Kafka and PostgreSQL do not commit 
 
 A receipt that cannot be delivered (the receipts topic missing or refused) is logged and
 counted (``citystream_receipts_failed_total``) and the family goes on: receipts must never
-stop the ledger. Tables read: ``events`` and ``deadletters`` (by their position index).
-
-The SQL here only reads; it lives beside the receipts rather than in ``streams/db`` because
-that package was frozen while receipts were added (it belongs there, with the other SQL).
+stop the ledger. Tables read (through :mod:`streams.db.receipts`): ``events`` and
+``deadletters``, by their position index.
 """
 
 from __future__ import annotations
@@ -37,16 +35,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import psycopg
-from psycopg import sql
 
 from schemas.envelope import Envelope
 from schemas.receipts import CHUNK, Outcome, encode_mark, encode_receipts, receipt_entry
+from schemas.rejections import Rejection
 from schemas.topics import TopicSpec
-from schemas.validation import Rejection
 from streams import metrics
 from streams.batch import Batch, Record, SinkResult
-from streams.db import DatabaseError, connect_async
+from streams.db import DatabaseError, connect_async, errors
+from streams.db import receipts as db
 from streams.settings import Settings
 
 log = logging.getLogger("citystream.worker")
@@ -177,27 +174,15 @@ def all_stored(batch: Batch, results: Sequence[SinkResult]) -> bool:
     return sum(res.inserted for res in results) == accepted
 
 
-_STORED_AT = sql.SQL(
-    """SELECT partition, kafka_offset FROM events
-       WHERE topic = %s AND incarnation = %s
-         AND (partition, kafka_offset) IN (SELECT * FROM unnest(%s::int[], %s::bigint[]))"""
-)
-
-
 async def stored_positions(conn: Any, batch: Batch) -> set[Position]:
     """Which accepted records of a committed batch inserted their event (the others were
     duplicates of events the ledger held)."""
-    positions = [(r.partition, r.offset) for r, _ in batch.accepted]
-    cur = await conn.execute(
-        _STORED_AT,
-        (
-            spec_topic(batch),
-            batch.incarnation,
-            [p for p, _ in positions],
-            [o for _, o in positions],
-        ),
+    return await db.stored_positions(
+        conn,
+        topic=spec_topic(batch),
+        incarnation=batch.incarnation,
+        positions=[(r.partition, r.offset) for r, _ in batch.accepted],
     )
-    return {(int(p), int(o)) for p, o in await cur.fetchall()}
 
 
 class Publisher:
@@ -289,19 +274,6 @@ async def _acknowledged(futures: Iterable[Any]) -> bool:
 
 # --- re-deriving receipts from PostgreSQL --------------------------------------------------------
 
-_LEDGER_ROWS = sql.SQL(
-    """SELECT kafka_offset, event_id, event_type, source_ref, payload FROM events
-       WHERE topic = %s AND incarnation = %s AND partition = %s
-         AND kafka_offset >= %s AND kafka_offset < %s
-       ORDER BY kafka_offset"""
-)
-_DEAD_LETTERS = sql.SQL(
-    """SELECT kafka_offset, reason, field, value, rule, message, raw FROM deadletters
-       WHERE topic = %s AND incarnation = %s AND partition = %s
-         AND kafka_offset >= %s AND kafka_offset < %s
-       ORDER BY kafka_offset"""
-)
-
 
 async def rederive(
     conn: Any,
@@ -317,36 +289,38 @@ async def rederive(
     the ledger rows (stored) and dead letters (refused) PostgreSQL holds; the mark says
     ``stop``, the offset PostgreSQL stored."""
     entries: list[tuple[int, dict[str, Any], list[str]]] = []
-    params = (topic, incarnation, partition, start, stop)
-    cur = await conn.execute(_LEDGER_ROWS, params)
-    for offset, event_id, event_type, ref, payload in await cur.fetchall():
+    stored, refused = await db.judged(
+        conn, topic=topic, incarnation=incarnation, partition=partition, start=start, stop=stop
+    )
+    for row in stored:
         departments = departments_of(spec, None)
-        if len(departments) > 1 and isinstance(payload, dict):
-            departments = [d for d in departments if d == payload.get("department")] or departments
+        if len(departments) > 1 and isinstance(row.payload, dict):
+            mine = row.payload.get("department")
+            departments = [d for d in departments if d == mine] or departments
         entry = receipt_entry(
-            int(offset),
+            row.kafka_offset,
             "stored",
-            event_id=str(event_id),
-            event_type=event_type,
-            source_ref=ref,
-            event=orjson.dumps(payload),
+            event_id=str(row.event_id),
+            event_type=row.event_type,
+            source_ref=row.source_ref,
+            event=orjson.dumps(row.payload),
         )
-        entries.append((int(offset), entry, departments))
-    cur = await conn.execute(_DEAD_LETTERS, params)
-    for offset, reason, field, value, rule, message, raw in await cur.fetchall():
-        zh, _, en = str(message).partition(" / ")
-        why = Rejection(reason, field, value, rule or "", zh, en)
-        record = Record(topic, partition, int(offset), bytes(raw) if raw is not None else None)
-        event_id, event_type, ref = _identity(record)
+        entries.append((row.kafka_offset, entry, departments))
+    for letter in refused:
+        zh, _, en = str(letter.message).partition(" / ")
+        why = Rejection(letter.reason, letter.field, letter.value, letter.rule or "", zh, en)
+        raw = bytes(letter.raw) if letter.raw is not None else None
+        offset = int(letter.kafka_offset)
+        event_id, event_type, ref = _identity(Record(topic, partition, offset, raw))
         entry = receipt_entry(
-            int(offset),
+            offset,
             "refused",
             event_id=event_id,
             event_type=event_type,
             source_ref=ref,
             why=why,
         )
-        entries.append((int(offset), entry, departments_of(spec, None)))
+        entries.append((offset, entry, departments_of(spec, None)))
     entries.sort(key=lambda item: item[0])
     by_department: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for _, entry, departments in entries:
@@ -385,22 +359,23 @@ async def rederive_last_batches(
     receipts: list[Outgoing] = []
     marks: list[Outgoing] = []
     try:
-        async with conn.transaction():
-            for (topic, partition), stop in sorted(positions.items()):
-                if stop <= 0:
-                    continue
-                found, marked = await rederive(
-                    conn,
-                    spec,
-                    topic=topic,
-                    incarnation=incarnation,
-                    partition=partition,
-                    start=max(0, stop - window),
-                    stop=stop,
-                )
-                receipts.extend(found)
-                marks.extend(marked)
-    except psycopg.Error as exc:
+        with errors("re-deriving receipts"):
+            async with conn.transaction():
+                for (topic, partition), stop in sorted(positions.items()):
+                    if stop <= 0:
+                        continue
+                    found, marked = await rederive(
+                        conn,
+                        spec,
+                        topic=topic,
+                        incarnation=incarnation,
+                        partition=partition,
+                        start=max(0, stop - window),
+                        stop=stop,
+                    )
+                    receipts.extend(found)
+                    marks.extend(marked)
+    except DatabaseError as exc:
         log.warning("receipts not re-derived for %s: %s", spec.name, exc)
         return None
     finally:

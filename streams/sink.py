@@ -30,8 +30,8 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from schemas.rejections import Rejection
 from schemas.topics import TopicSpec
-from schemas.validation import Rejection
 from streams import metrics
 from streams.batch import Batch, Record, SinkResult, sink_rejection
 from streams.db import DatabaseUnavailable, connect_async

@@ -6,9 +6,13 @@
 - :mod:`services.audit.as_of` gives pledge progress as it stood at a past moment
   (``audit as-of``);
 - :mod:`services.audit.explain` lists the events behind a pledge's figure
-  (``audit explain``).
+  (``audit explain``);
+- :mod:`services.audit.checkpoint` signs chain heads and judges the signed ones
+  (``audit keygen``, ``audit checkpoint``, ``verify --trust``).
 
-Only :mod:`services.audit.store` speaks SQL and only :mod:`services.kafka.reader` reads
-Kafka; everything else here is computation on what they return. The commands themselves
-are in :mod:`services.audit.commands`.
+The SQL they need is :mod:`streams.db.audit` (ledger rows as
+:class:`streams.db.ledger_row.LedgerRow`, the rollups) and :mod:`streams.db.cursors` (chain
+heads, incarnations); only :mod:`services.kafka.reader` reads Kafka; everything here is
+computation on what they return (:mod:`services.audit.rejudge` judges a replayed history).
+The commands themselves are in :mod:`services.cli.audit` and :mod:`services.cli.audit_history`.
 """

@@ -10,7 +10,7 @@ metric pledges, :func:`services.pledges.items_done` for item pledges, and
 counts only if it was ingested by T, however early its own date.
 
 ``ingested_at`` is stamped when the sink's transaction begins, so a batch being written at
-T counts as shown at T. Tables: ``events`` (read).
+T counts as shown at T. Tables: ``events`` (read, :mod:`streams.db.audit`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from schemas.catalogue import Catalogue, Pledge
-from services.audit import store
-from services.pledges import PledgeProgress, evaluate, items_done, metric_actual, selected
+from services.pledges.rules import PledgeProgress, evaluate, items_done, metric_actual, selected
+from streams.db import audit as db
+from streams.db.ledger_row import LedgerRow
 from streams.db.pledges import CorrectionRow, ItemEvent
 from streams.rollup import LOCAL_TZ, local_day, rollup
 
@@ -29,12 +30,17 @@ def local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=LOCAL_TZ)
 
 
+def amount(row: LedgerRow, metric: str) -> Decimal:
+    """The row's quantity of ``metric``: 0 if it has none."""
+    return Decimal(row.measures.get(metric, "0"))
+
+
 def metric_rows(
-    conn: store.Conn, pledge: Pledge, *, on: date, ingested_by: datetime | None
-) -> list[store.LedgerEvent]:
+    conn: db.Conn, pledge: Pledge, *, on: date, ingested_by: datetime | None
+) -> list[LedgerRow]:
     """The ledger rows behind a metric pledge's actual at the end of ``on``: its metric,
     its subdistrict (if any), local days start..on, ingested by ``ingested_by``."""
-    return store.metric_events(
+    return db.metric_events(
         conn,
         metric=pledge.metric,
         first=local_midnight(pledge.start),
@@ -45,18 +51,18 @@ def metric_rows(
 
 
 def item_rows(
-    conn: store.Conn,
+    conn: db.Conn,
     pledge: Pledge,
     catalogue: Catalogue,
     *,
     on: date,
     ingested_by: datetime | None,
-) -> tuple[list[ItemEvent], list[CorrectionRow], list[store.LedgerEvent], list[store.LedgerEvent]]:
+) -> tuple[list[ItemEvent], list[CorrectionRow], list[LedgerRow], list[LedgerRow]]:
     """What an item pledge's count is computed from (as ``services.pledges`` types), and
-    the same rows as :class:`store.LedgerEvent` for listing them."""
-    originals, corrections = store.item_events(
+    the ledger rows they come from, for listing them."""
+    metric = pledge.metric
+    originals, corrections = db.item_events(
         conn,
-        metric=pledge.metric,
         event_types=catalogue.metric(pledge.metric).event_types,
         codes=[item.code for item in pledge.items],
         until=local_midnight(on + timedelta(days=1)),
@@ -65,12 +71,12 @@ def item_rows(
     return (
         [
             ItemEvent(
-                e.event_id, e.project or "", e.district, e.occurred_at, {pledge.metric: e.value}
+                e.event_id, e.project or "", e.district, e.occurred_at, {metric: amount(e, metric)}
             )
             for e in originals
         ],
         [
-            CorrectionRow(e.corrects, e.occurred_at, {pledge.metric: e.value})
+            CorrectionRow(e.corrects, e.occurred_at, {metric: amount(e, metric)})
             for e in corrections
             if e.corrects is not None
         ],
@@ -79,16 +85,17 @@ def item_rows(
     )
 
 
-def metric_figure(rows: list[store.LedgerEvent], pledge: Pledge, *, on: date) -> Decimal:
+def metric_figure(rows: list[LedgerRow], pledge: Pledge, *, on: date) -> Decimal:
     """A metric pledge's actual from its ledger rows: rolled up as the sink rolls up, then
     summed as the live status sums ``metric_daily``."""
-    groups = rollup((e.occurred_at, e.district, {pledge.metric: e.value}) for e in rows)
+    metric = pledge.metric
+    groups = rollup((e.occurred_at, e.district, {metric: amount(e, metric)}) for e in rows)
     days = [(day, district, totals.total) for (day, district, _), totals in groups.items()]
     return metric_actual(days, pledge, on=on)
 
 
 def actual_as_of(
-    conn: store.Conn,
+    conn: db.Conn,
     pledge: Pledge,
     catalogue: Catalogue,
     *,
@@ -115,7 +122,7 @@ def default_day(moment: datetime) -> date:
 
 
 def progress_as_of(
-    conn: store.Conn,
+    conn: db.Conn,
     *,
     at: datetime,
     on: date | None = None,

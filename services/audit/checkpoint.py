@@ -43,14 +43,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from schemas.errors import CityStreamError
+from streams.db.cursors import Position
 from streams.settings import Settings
 
 FORMAT = "citystream.ledger-checkpoint"
 VERSION = 1
 SIGNING_CONTEXT = b"citystream ledger checkpoint v1\n"
-
-# (topic, incarnation, partition)
-ChainKey = tuple[str, int, int]
 
 
 class CheckpointError(CityStreamError, ValueError):
@@ -139,7 +137,7 @@ class ChainHead:
     next_offset: int | None  # consumer_offsets' next offset then (information only)
 
     @property
-    def key(self) -> ChainKey:
+    def key(self) -> Position:
         return (self.topic, self.incarnation, self.partition)
 
     def as_json(self) -> dict[str, Any]:
@@ -304,3 +302,93 @@ def write(document: bytes, payload: Mapping[str, Any], folder: Path) -> Path:
     with os.fdopen(fd, "wb") as out:
         out.write(document)
     return path
+
+
+# --------------------------------------------------------------------------- trust
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What one checkpoint signed for one chain."""
+
+    offset: int
+    rows: int
+    head: bytes
+    checkpoint: str  # the checkpoint's label (when, key, source)
+
+
+FindingKind = Literal[
+    "contradicted", "missing", "bad_signature", "unknown_key", "malformed", "other_ledger"
+]
+
+
+@dataclass(frozen=True)
+class CheckpointFinding:
+    kind: FindingKind
+    checkpoint: str  # its label, or the file / topic position for one that is malformed
+    detail: str
+    chain: str | None = None
+    offset: int | None = None
+    expected: str = ""
+    found: str = ""
+
+    @property
+    def fails(self) -> bool:
+        """A checkpoint of another ledger is only noted."""
+        return self.kind != "other_ledger"
+
+
+def expectations(
+    checkpoints: Iterable[Checkpoint | CheckpointError],
+    *,
+    settings: Settings,
+    trusted: Mapping[str, Any],
+) -> tuple[dict[Position, list[Expectation]], list[CheckpointFinding], list[str]]:
+    """What the trustworthy checkpoints of this ledger signed, per chain; a finding for each
+    checkpoint that is malformed, forged (signature), signed by a key not trusted, or of
+    another ledger; the labels of those that will be compared."""
+    found: dict[Position, list[Expectation]] = {}
+    findings: list[CheckpointFinding] = []
+    used: list[str] = []
+    ledger = (settings.db_schema, settings.topic_namespace)
+    for cp in checkpoints:
+        if isinstance(cp, CheckpointError):
+            findings.append(CheckpointFinding("malformed", str(cp).split(" ", 1)[0], str(cp)))
+            continue
+        problem = check_signature(cp, trusted)
+        if problem == "unknown_key":
+            findings.append(
+                CheckpointFinding(
+                    "unknown_key",
+                    cp.label,
+                    f"signed with key {cp.key_id}, which is not one of the auditors' trusted "
+                    "keys (--trust): it cannot be told from a forgery",
+                )
+            )
+            continue
+        if problem == "bad_signature":
+            findings.append(
+                CheckpointFinding(
+                    "bad_signature",
+                    cp.label,
+                    f"the signature does not verify with key {cp.key_id}: the checkpoint was "
+                    "forged or altered after it was signed",
+                )
+            )
+            continue
+        if cp.ledger != ledger:
+            findings.append(
+                CheckpointFinding(
+                    "other_ledger",
+                    cp.label,
+                    f"a checkpoint of schema {cp.ledger[0]!r}, topic namespace "
+                    f"{cp.ledger[1]!r}; this ledger is {ledger[0]!r}, {ledger[1]!r}: not compared",
+                )
+            )
+            continue
+        used.append(cp.label)
+        for chain in cp.chains():
+            found.setdefault(chain.key, []).append(
+                Expectation(chain.last_offset, chain.rows, chain.head, cp.label)
+            )
+    return found, findings, used

@@ -1,14 +1,18 @@
-"""What the audit commands share: reading a moment in time, naming topics, the error type."""
+"""What the audit commands share: reading a moment in time, naming topics, the error type,
+the progress hook."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 
 from schemas.errors import CityStreamError
 from schemas.topics import ALL, BY_FAMILY, TopicSpec
 from streams.rollup import LOCAL_TZ
+
+# How a long audit reports progress: called with the total, it returns ``advance(n)``.
+ProgressHook = Callable[[int], Callable[[int], None]]
 
 
 class AuditInputError(CityStreamError, ValueError):

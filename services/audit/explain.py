@@ -13,7 +13,7 @@ with the sum of the lines; a live figure the ledger does not add up to is report
 ``audit replay`` to find the rollup rows that differ).
 
 Writes ``.csv`` (UTF-8 with BOM, as Excel on Chinese Windows expects) or ``.xlsx``
-(openpyxl). Tables: ``events``, ``metric_daily`` (read).
+(openpyxl). Tables: ``events``, ``metric_daily`` (read, :mod:`streams.db.audit`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 from uuid import UUID
 
 from schemas.catalogue import Catalogue, Pledge
-from services.audit import store
-from services.audit.as_of import actual_as_of, default_day, item_rows, metric_rows
+from services.audit.as_of import actual_as_of, amount, default_day, item_rows, metric_rows
 from services.audit.common import AuditInputError, quantity
-from services.pledges import actual_to_date, items_done, local_today
+from services.pledges.reads import actual_to_date, local_today
+from services.pledges.rules import items_done
+from streams.db import audit as db
+from streams.db.ledger_row import LedgerRow
 from streams.rollup import LOCAL_TZ, local_day
 
 LineKind = Literal["event", "correction", "item"]
@@ -56,14 +58,25 @@ COLUMNS = (
 )
 
 
+class Amount(NamedTuple):
+    """A correction's ledger row with its amount of the pledge's metric."""
+
+    row: LedgerRow
+    value: Decimal
+
+    @property
+    def event_id(self) -> UUID:
+        return self.row.event_id
+
+
 @dataclass(frozen=True)
 class Line:
     kind: LineKind
     counted: Decimal  # what this line adds to the figure
-    event: store.LedgerEvent | None = None  # None for an item line
+    event: LedgerRow | None = None  # None for an item line
     item: str | None = None
     value: Decimal | None = None  # the row's amount of the metric; an item's net amount
-    corrected_by: tuple[store.LedgerEvent, ...] = ()
+    corrected_by: tuple[Amount, ...] = ()
 
 
 @dataclass
@@ -96,25 +109,27 @@ def find_pledge(catalogue: Catalogue, pledge_id: str) -> Pledge:
 
 
 def _chains(
-    conn: store.Conn, pledge: Pledge, originals: Sequence[store.LedgerEvent], at: datetime | None
-) -> dict[UUID, tuple[store.LedgerEvent, ...]]:
-    found: dict[UUID, list[store.LedgerEvent]] = {}
+    conn: db.Conn, pledge: Pledge, originals: Sequence[LedgerRow], at: datetime | None
+) -> dict[UUID, tuple[Amount, ...]]:
+    found: dict[UUID, list[Amount]] = {}
     ids = [e.event_id for e in originals if e.corrects is None]
-    for correction in store.corrections_of(conn, metric=pledge.metric, ids=ids, ingested_by=at):
+    for correction in db.corrections_of(conn, ids=ids, ingested_by=at):
         if correction.corrects is not None:
-            found.setdefault(correction.corrects, []).append(correction)
+            found.setdefault(correction.corrects, []).append(
+                Amount(correction, amount(correction, pledge.metric))
+            )
     return {event_id: tuple(chain) for event_id, chain in found.items()}
 
 
-def _metric_lines(conn: store.Conn, pledge: Pledge, *, on: date, at: datetime | None) -> list[Line]:
+def _metric_lines(conn: db.Conn, pledge: Pledge, *, on: date, at: datetime | None) -> list[Line]:
     rows = metric_rows(conn, pledge, on=on, ingested_by=at)
     chains = _chains(conn, pledge, rows, at)
     return [
         Line(
             kind="event" if row.corrects is None else "correction",
-            counted=row.value,
+            counted=amount(row, pledge.metric),
             event=row,
-            value=row.value,
+            value=amount(row, pledge.metric),
             corrected_by=chains.get(row.event_id, ()),
         )
         for row in rows
@@ -122,7 +137,7 @@ def _metric_lines(conn: store.Conn, pledge: Pledge, *, on: date, at: datetime | 
 
 
 def _item_lines(
-    conn: store.Conn, pledge: Pledge, catalogue: Catalogue, *, on: date, at: datetime | None
+    conn: db.Conn, pledge: Pledge, catalogue: Catalogue, *, on: date, at: datetime | None
 ) -> tuple[list[Line], int]:
     """The item pledge's lines, and its count by ``services.pledges.items_done``."""
     originals, corrections, original_rows, correction_rows = item_rows(
@@ -142,34 +157,27 @@ def _item_lines(
     ]
     kept = {e.event_id: e for e in counted}
     applied = [c for c in correction_rows if c.corrects in kept and local_day(c.occurred_at) <= on]
-    chains: dict[UUID, list[store.LedgerEvent]] = {}
+    chains: dict[UUID, list[Amount]] = {}
     for c in applied:
         if c.corrects is not None:
-            chains.setdefault(c.corrects, []).append(c)
+            chains.setdefault(c.corrects, []).append(Amount(c, amount(c, pledge.metric)))
     lines: list[Line] = []
     for code in codes:
         net = Decimal(0)
         for event in (e for e in counted if e.project == code):
-            net += event.value
-            lines.append(
-                Line(
-                    "event",
-                    Decimal(0),
-                    event,
-                    code,
-                    event.value,
-                    tuple(chains.get(event.event_id, ())),
-                )
-            )
-            for correction in chains.get(event.event_id, ()):
+            value = amount(event, pledge.metric)
+            net += value
+            chain = tuple(chains.get(event.event_id, ()))
+            lines.append(Line("event", Decimal(0), event, code, value, chain))
+            for correction in chain:
                 net += correction.value
-                lines.append(Line("correction", Decimal(0), correction, code, correction.value))
+                lines.append(Line("correction", Decimal(0), correction.row, code, correction.value))
         lines.append(Line("item", Decimal(1 if net > 0 else 0), None, code, net))
     return lines, done
 
 
 def explain(
-    conn: store.Conn,
+    conn: db.Conn,
     pledge: Pledge,
     catalogue: Catalogue,
     *,
@@ -201,7 +209,7 @@ def _when(moment: datetime | None) -> str:
 def _chain_text(line: Line) -> str:
     return "; ".join(
         f"{c.event_id} ({'+' if c.value > 0 else ''}{quantity(c.value)}, "
-        f"{local_day(c.occurred_at).isoformat()})"
+        f"{local_day(c.row.occurred_at).isoformat()})"
         for c in line.corrected_by
     )
 
@@ -224,8 +232,9 @@ def row_values(line: Line) -> list[str | Decimal | None]:
         None if e is None else e.project,
         None if e is None or e.corrects is None else str(e.corrects),
         _chain_text(line) or None,
-        None if e is None else e.reason,
-        None if e is None else e.approved_by,
+        # A correction's payload says why, and who approved it (only corrections' are read).
+        None if e is None or e.payload is None else e.payload.get("reason"),
+        None if e is None or e.payload is None else e.payload.get("approved_by"),
     ]
 
 

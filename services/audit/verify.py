@@ -29,41 +29,28 @@ that offset changed, deleted or inserted, or a chain rewritten from any point to
 (stored hashes and ``consumer_offsets`` made consistent again), gives another hash there:
 a ``contradicted`` finding naming the checkpoint; a checkpointed row that is gone, a
 ``missing`` one. Reads one consistent snapshot through a
-server-side cursor (``services.audit.store``); nothing is held but the current partition's
+server-side cursor (``streams.db.audit``); nothing is held but the current partition's
 last two hashes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
-from services.audit import checkpoint, store
+from services.audit import checkpoint
+from services.audit.checkpoint import CheckpointFinding, Expectation
+from services.audit.common import ProgressHook
 from streams.chain import GENESIS, canonical, link
-from streams.db import errors
+from streams.db.audit import chain_rows, row_count, snapshot
+from streams.db.cursors import Position, heads
+from streams.db.ledger_row import LedgerRow
 from streams.settings import Settings
 
-# (topic, incarnation, partition)
-ChainKey = tuple[str, int, int]
 BreakKind = Literal["content", "link", "inserted", "column", "head"]
-
-# Columns stored beside the payload for queries, and the payload field each copies.
-COPIED_COLUMNS = (
-    "event_type",
-    "schema_version",
-    "department",
-    "district",
-    "occurred_at",
-    "reported_at",
-    "project",
-    "source_ref",
-    "corrects",
-)
 
 
 @dataclass(frozen=True)
@@ -104,43 +91,12 @@ class PartitionChain:
     recomputed_head: bytes = GENESIS
 
     @property
-    def key(self) -> ChainKey:
+    def key(self) -> Position:
         return (self.topic, self.incarnation, self.partition)
 
     @property
     def name(self) -> str:
         return chain_name(self.topic, self.incarnation, self.partition)
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """What one checkpoint signed for one chain."""
-
-    offset: int
-    rows: int
-    head: bytes
-    checkpoint: str  # the checkpoint's label (when, key, source)
-
-
-FindingKind = Literal[
-    "contradicted", "missing", "bad_signature", "unknown_key", "malformed", "other_ledger"
-]
-
-
-@dataclass(frozen=True)
-class CheckpointFinding:
-    kind: FindingKind
-    checkpoint: str  # its label, or the file / topic position for one that is malformed
-    detail: str
-    chain: str | None = None
-    offset: int | None = None
-    expected: str = ""
-    found: str = ""
-
-    @property
-    def fails(self) -> bool:
-        """A checkpoint of another ledger is only noted."""
-        return self.kind != "other_ledger"
 
 
 @dataclass
@@ -153,7 +109,7 @@ class VerifyReport:
     # Labels of the checkpoints whose signature held and which were compared with the ledger.
     checkpoints: list[str] = field(default_factory=list)
     # consumer_offsets' next offset of each chain, as read in the same snapshot.
-    next_offsets: dict[ChainKey, int] = field(default_factory=dict)
+    next_offsets: dict[Position, int] = field(default_factory=dict)
 
     def chain_heads(self) -> list[checkpoint.ChainHead]:
         """Every chain's head as a checkpoint signs it (the chain recomputed from GENESIS)."""
@@ -180,61 +136,14 @@ class VerifyReport:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def _text(value: object) -> str:
-    return "NULL" if value is None else str(value)
-
-
-def _instant(value: object) -> object:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return datetime.fromisoformat(value)
-    return value
-
-
-def _event_id(value: object) -> object:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return uuid.UUID(value)
-    return value
-
-
-def copied_mismatches(row: tuple[Any, ...]) -> list[tuple[str, str, str]]:
-    """(column, payload value, stored value) for every copied column that differs."""
-    payload = row[5]
-    if not isinstance(payload, dict):
-        return [("payload", "a JSON object", type(payload).__name__)]
-    get = payload.get
-    corrects = get("corrects")
-    expected = (
-        get("event_type"),
-        get("schema_version"),
-        get("department"),
-        get("district"),
-        _instant(get("occurred_at")),
-        _instant(get("reported_at")),
-        get("project"),
-        get("source_ref"),
-        None if corrects is None else _event_id(corrects),
-    )
-    found = row[9:18]
-    # One comparison for the whole row: this runs for every row of the ledger.
-    if expected == found:
-        return []
-    return [
-        (name, _text(want), _text(have))
-        for name, want, have in zip(COPIED_COLUMNS, expected, found, strict=True)
-        if want != have
-    ]
-
-
 class ChainWalker:
-    """Feeds on ledger rows in chain order (``store.CHAIN_COLUMNS``), collects breaks, and
-    compares the chains with what checkpoints signed (``expectations``)."""
+    """Feeds on ledger rows in chain order, collects breaks, and compares the chains with
+    what checkpoints signed (``expectations``)."""
 
     def __init__(
         self,
-        heads: Mapping[ChainKey, tuple[int, bytes]],
-        expectations: Mapping[ChainKey, Sequence[Expectation]] | None = None,
+        heads: Mapping[Position, tuple[int, bytes]],
+        expectations: Mapping[Position, Sequence[Expectation]] | None = None,
     ) -> None:
         self._heads = heads
         self._expectations = {
@@ -277,10 +186,10 @@ class ChainWalker:
             )
         )
 
-    def feed(self, row: tuple[Any, ...]) -> None:
-        event_id, topic, partition, offset, ingested_at, payload, measures, prev, stored = row[:9]
-        incarnation = row[18]
-        prev, stored = bytes(prev), bytes(stored)
+    def feed(self, row: LedgerRow) -> None:
+        event_id, topic, incarnation = row.event_id, row.topic, row.incarnation
+        partition, offset = row.partition, row.kafka_offset
+        prev, stored = bytes(row.prev_hash), bytes(row.hash)
         current = self._current
         if current is None or current.key != (topic, incarnation, partition):
             self._close()
@@ -297,9 +206,9 @@ class ChainWalker:
             incarnation=incarnation,
             partition=partition,
             offset=offset,
-            ingested_at=ingested_at,
-            payload=payload,
-            measures=measures,
+            ingested_at=row.ingested_at,
+            payload=row.payload,
+            measures=row.measures,
         )
         recomputed = link(prev, content)
         # While the stored links hold, the stored prev_hash is the recomputed chain's.
@@ -358,7 +267,7 @@ class ChainWalker:
                     "was deleted, or this row was moved"
                 ),
             )
-        elif mismatches := copied_mismatches(row):
+        elif mismatches := row.mismatched_copies():
             self._break(
                 "column",
                 offset,
@@ -501,74 +410,15 @@ class ChainWalker:
 
 
 def walk(
-    rows: Iterable[tuple[Any, ...]],
-    heads: Mapping[ChainKey, tuple[int, bytes]],
-    expectations: Mapping[ChainKey, Sequence[Expectation]] | None = None,
+    rows: Iterable[LedgerRow],
+    heads: Mapping[Position, tuple[int, bytes]],
+    expectations: Mapping[Position, Sequence[Expectation]] | None = None,
 ) -> VerifyReport:
     """Verify rows given in chain order against the recorded heads (no I/O)."""
     walker = ChainWalker(heads, expectations)
     for row in rows:
         walker.feed(row)
     return walker.finish()
-
-
-ProgressHook = Callable[[int], Callable[[int], None]]
-
-
-def expectations(
-    checkpoints: Iterable[checkpoint.Checkpoint | checkpoint.CheckpointError],
-    *,
-    settings: Settings,
-    trusted: Mapping[str, Any],
-) -> tuple[dict[ChainKey, list[Expectation]], list[CheckpointFinding], list[str]]:
-    """What the trustworthy checkpoints of this ledger signed, per chain; a finding for each
-    checkpoint that is malformed, forged (signature), signed by a key not trusted, or of
-    another ledger; the labels of those that will be compared."""
-    found: dict[ChainKey, list[Expectation]] = {}
-    findings: list[CheckpointFinding] = []
-    used: list[str] = []
-    ledger = (settings.db_schema, settings.topic_namespace)
-    for cp in checkpoints:
-        if isinstance(cp, checkpoint.CheckpointError):
-            findings.append(CheckpointFinding("malformed", str(cp).split(" ", 1)[0], str(cp)))
-            continue
-        problem = checkpoint.check_signature(cp, trusted)
-        if problem == "unknown_key":
-            findings.append(
-                CheckpointFinding(
-                    "unknown_key",
-                    cp.label,
-                    f"signed with key {cp.key_id}, which is not one of the auditors' trusted "
-                    "keys (--trust): it cannot be told from a forgery",
-                )
-            )
-            continue
-        if problem == "bad_signature":
-            findings.append(
-                CheckpointFinding(
-                    "bad_signature",
-                    cp.label,
-                    f"the signature does not verify with key {cp.key_id}: the checkpoint was "
-                    "forged or altered after it was signed",
-                )
-            )
-            continue
-        if cp.ledger != ledger:
-            findings.append(
-                CheckpointFinding(
-                    "other_ledger",
-                    cp.label,
-                    f"a checkpoint of schema {cp.ledger[0]!r}, topic namespace "
-                    f"{cp.ledger[1]!r}; this ledger is {ledger[0]!r}, {ledger[1]!r}: not compared",
-                )
-            )
-            continue
-        used.append(cp.label)
-        for chain in cp.chains():
-            found.setdefault(chain.key, []).append(
-                Expectation(chain.last_offset, chain.rows, chain.head, cp.label)
-            )
-    return found, findings, used
 
 
 def verify(
@@ -581,20 +431,20 @@ def verify(
     """Walk every chain of the ledger in ``settings``' schema, in one snapshot, and compare
     it with ``checkpoints`` signed by one of the ``trusted`` keys (key id → public key)."""
     started = time.perf_counter()
-    expected, findings, used = expectations(checkpoints, settings=settings, trusted=trusted or {})
-    with store.snapshot(settings) as conn:
-        heads = store.consumer_offsets(conn)
+    expected, findings, used = checkpoint.expectations(
+        checkpoints, settings=settings, trusted=trusted or {}
+    )
+    with snapshot(settings) as conn:
+        recorded = heads(conn)
         advance: Callable[[int], None] | None = None
         if progress is not None:
-            with errors("counting ledger rows"):
-                row = conn.execute("SELECT count(*) FROM events").fetchone()
-            advance = progress(int(row[0]) if row else 0)
-        walker = ChainWalker(heads, expected)
+            advance = progress(row_count(conn))
+        walker = ChainWalker(recorded, expected)
         walker.report.findings.extend(findings)
         walker.report.checkpoints.extend(used)
-        walker.report.next_offsets.update({key: offset for key, (offset, _) in heads.items()})
+        walker.report.next_offsets.update({key: offset for key, (offset, _) in recorded.items()})
         step = 0
-        for row in store.chain_rows(conn):
+        for row in chain_rows(conn):
             walker.feed(row)
             step += 1
             if advance is not None and step == 5_000:

@@ -28,6 +28,7 @@ from kafka.errors import (
     TopicAlreadyExistsError,
 )
 
+from schemas.errors import CityStreamError
 from schemas.topics import ALL, CHECKPOINT_TOPIC, DEADLETTER_TOPIC, receipts_topic
 from services.kafka.access import Grant, grants
 from services.kafka.acls import create_acls
@@ -189,6 +190,10 @@ def missing_topics(settings: Settings, bases: Iterable[str], *, principal: str) 
         consumer.close()
 
 
+class MissingTopics(CityStreamError, LookupError):
+    """A topic the worker needs does not exist (or its principal may not see it)."""
+
+
 def wait_for_topics(settings: Settings, *, principal: str) -> None:
     """Block until the broker answers; then fail unless every topic a worker reads and
     writes exists. A worker started during a Kafka outage (or before the broker, in
@@ -207,7 +212,7 @@ def wait_for_topics(settings: Settings, *, principal: str) -> None:
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
     if missing:
-        raise LookupError(
+        raise MissingTopics(
             f"topic(s) {', '.join(missing)} do not exist (or principal {principal!r} may not "
             "see them): create them and their ACLs with 'citystream topics' (as the admin)"
         )

@@ -18,11 +18,12 @@ One module per stage, each readable and tested without a socket
 (``tests/unit/ledger_import/test_<stage>.py``):
 
 1. :mod:`~services.ledger_import.files`: open the file, find the header row;
-2. :mod:`~services.ledger_import.headers`: headers → fields and units, notes columns,
-   two-row headers, the event type;
+2. :mod:`~services.ledger_import.headers`: headers → fields and units, notes columns;
+   :mod:`~services.ledger_import.layout`: one- or two-row headers, the event type;
 3. :mod:`~services.ledger_import.cells`: one cell → its field's value; refusals said in the
    column's unit;
-4. :mod:`~services.ledger_import.plan`: rows → events and rejections; total rows skipped;
+4. :mod:`~services.ledger_import.plan`: rows → events and rejections; total rows skipped
+   (:mod:`~services.ledger_import.totals` recognises them);
 5. :mod:`~services.ledger_import.state`: each row against what the ledger holds (from the
    department's receipts): already imported, new, or changed → a correction or a refusal;
 6. :mod:`~services.ledger_import.send`: events → the producer, every acknowledgement checked;
@@ -53,17 +54,14 @@ from services.ledger_import.headers import (
     FIELDS,
     Column,
     FieldSpec,
-    Layout,
     Match,
-    Options,
     header_key,
-    infer_event_type,
-    ledger_columns,
     match_header,
     model_fields,
     read_mapping,
     resolve_columns,
 )
+from services.ledger_import.layout import Layout, Options, infer_event_type, ledger_columns
 from services.ledger_import.plan import Entry, Plan, plan_import
 from services.ledger_import.report import default_rejects_path, write_rejects
 from services.ledger_import.run import ImportReport, ImportRequest, run_import, sender

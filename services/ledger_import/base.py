@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.errors import CityStreamError
-from schemas.validation import Rejection
+from schemas.rejections import Rejection
 
 # Exit codes of `citystream import`.
 EXIT_OK = 0  # every row sent (or, with --dry-run, every row valid)

@@ -21,8 +21,8 @@ from schemas.districts import district_code
 from schemas.envelope import CST
 from schemas.errors import CityStreamError
 from schemas.fields import normalise_text
+from schemas.rejections import Rejection
 from schemas.topics import FAMILIES
-from schemas.validation import Rejection
 from services.ledger_import.headers import BASE_UNIT_LABELS, BY_FIELD, Column, FieldSpec
 
 # Cell values as clerks write them → the codes events carry (from the families'

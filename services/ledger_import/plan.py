@@ -3,29 +3,24 @@
 Event ids come from the department and the row's reference, so importing again counts
 nothing twice; repeated references are settled here. Opens no socket.
 
-Total and subtotal rows never become events: a row with 合计, 小计, 总计 or 累计 (spaced
-or not, 合　计) in any text cell, or a zone-wide (全区, 高新区) or district-less row whose
-every amount equals the sum of the data rows above it (since the start, or since the last
-total row), is skipped and reported with its row number. A clerk's ledger has them;
-counting one would count the zone's figure twice.
+Total and subtotal rows never become events: they are skipped and reported with their row
+number (:mod:`services.ledger_import.totals` says how they are recognised).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import orjson
 
-from schemas.districts import District, district_code
 from schemas.envelope import ledger_event_id
 from schemas.fields import normalise_text
+from schemas.rejections import Rejection
 from schemas.topics import BY_EVENT_TYPE
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 from services.ledger_import.base import LedgerError, RowRejection
 from services.ledger_import.cells import (
     CellError,
@@ -37,16 +32,20 @@ from services.ledger_import.cells import (
 )
 from services.ledger_import.files import Format, Ledger, blank, ledger_stem
 from services.ledger_import.headers import (
-    BASE_UNIT_LABELS,
     BY_FIELD,
     Column,
-    Layout,
     Match,
-    Options,
     header_key,
-    ledger_columns,
     match_header,
     scale_from_unit,
+)
+from services.ledger_import.layout import Layout, Options, ledger_columns
+from services.ledger_import.totals import (
+    AMOUNT_FIELDS,
+    TOTAL_WORDS_RE,
+    SkippedTotal,
+    Sums,
+    sum_row,
 )
 
 # What became of a valid row once compared with what the ledger holds (stage state).
@@ -71,72 +70,6 @@ class Entry:
     status: Status = "new"
     # Where Kafka put it (topic, partition, offset), once sent.
     position: tuple[str, int, int] | None = None
-
-
-@dataclass(frozen=True)
-class SkippedTotal:
-    """A total or subtotal row, skipped: never an event."""
-
-    row: int
-    why: str  # the cell that says so (小计), or which sum its amounts equal
-    column: str  # the ledger's header of that cell ("" when the amounts decided)
-
-
-# The words a total row carries, spaced or not (合 计, 合　计); not 总计划 / 合计算.
-TOTAL_WORDS_RE = re.compile(r"(?:合|小|总|累)\s*计(?![划算])")
-# Fields holding an amount the zone-wide total of a ledger sums.
-AMOUNT_FIELDS: tuple[str, ...] = tuple(BASE_UNIT_LABELS)
-
-
-@dataclass
-class _Sums:
-    """The amounts of the rows so far, for a zone-wide row that equals their sum. Each row
-    costs one append; the sums are brought up to date only when a total row or a zone-wide
-    row asks (rarely), each amount converted once."""
-
-    fields: tuple[str, ...] = ()
-    rows: list[int] = field(default_factory=list)
-    amounts: list[tuple[Any, ...]] = field(default_factory=list)
-    section: int = 0  # index of the first row after the last total row
-    _summed: int = 0  # rows in _total
-    _total: dict[str, Decimal] = field(default_factory=dict)
-    _before_section: dict[str, Decimal] = field(default_factory=dict)
-
-    def add(self, number: int, amounts: tuple[Any, ...]) -> None:
-        self.rows.append(number)
-        self.amounts.append(amounts)
-
-    def _up_to_date(self) -> dict[str, Decimal]:
-        total = self._total
-        for values in self.amounts[self._summed :]:
-            for name, value in zip(self.fields, values, strict=True):
-                if value is None:
-                    continue
-                try:
-                    total[name] = total.get(name, Decimal(0)) + Decimal(str(value))
-                except InvalidOperation:
-                    continue
-        self._summed = len(self.amounts)
-        return total
-
-    def new_section(self) -> None:
-        self._before_section = dict(self._up_to_date())
-        self.section = len(self.rows)
-
-    def equal(self, amounts: dict[str, Decimal]) -> tuple[int, int] | None:
-        """(first, last) row of the rows whose sums the amounts equal (two or more rows:
-        those since the last total row, or all), or None."""
-        total = self._up_to_date()
-        for first, before in ((self.section, self._before_section), (0, {})):
-            if len(self.rows) - first < 2:
-                continue
-            zero = Decimal(0)
-            if all(
-                total.get(name, zero) - before.get(name, zero) == amount
-                for name, amount in amounts.items()
-            ):
-                return self.rows[first], self.rows[-1]
-        return None
 
 
 @dataclass
@@ -168,7 +101,7 @@ class Plan:
     correction_notes: list[tuple[int, str]] = field(default_factory=list)
     compared: bool = False  # compared with what the ledger holds (stage state)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    _sums: _Sums = field(default_factory=_Sums, repr=False)
+    sums: Sums = field(default_factory=Sums, repr=False)
 
     def to_send(self) -> list[Entry]:
         new = [e for e in self.entries.values() if not e.conflict and e.status == "new"]
@@ -209,7 +142,7 @@ def plan_import(
     plan.ignored = [c.header for c in columns if c.field is None and c.header and not c.note]
     plan.notes = [c.header for c in columns if c.note]
     plan.header_rows = ledger.header_rows
-    plan._sums.fields = tuple(name for name in AMOUNT_FIELDS if name in plan.columns)
+    plan.sums.fields = tuple(name for name in AMOUNT_FIELDS if name in plan.columns)
     tabular = ledger.format != "jsonl"
     stem = ledger_stem(ledger.path)
     pending = 0
@@ -247,7 +180,7 @@ def _plan_row(
         if type(cell) is str and TOTAL_WORDS_RE.search(cell):
             header = columns[index].header if index < len(columns) else ""
             plan.totals.append(SkippedTotal(number, cell.strip(), header or _column_letter(index)))
-            plan._sums.new_section()
+            plan.sums.new_section()
             return
     cell_texts = tuple(display(c) for c in cells)
     for index in range(len(columns), len(cells)):
@@ -280,46 +213,11 @@ def _plan_row(
         shown[column.field] = display(value)
     if noted:
         plan.noted_rows += 1
-    if _is_sum_row(plan, number, values, shown):
+    total = sum_row(plan.sums, number, values, shown, plan.column_of)
+    if total is not None:
+        plan.totals.append(total)
         return
     _judge(plan, number, values, plan.column_of, shown, cell_texts, options, stem)
-
-
-def _is_sum_row(plan: Plan, number: int, values: dict[str, Any], shown: dict[str, str]) -> bool:
-    """Whether a row is a total without the word for it: zone-wide (or without a
-    subdistrict) and every amount equal to the sum of the rows above. Other rows are added
-    to the sums."""
-    sums = plan._sums
-    if not sums.fields:
-        return False
-    district = values.get("district")
-    if district is None or (isinstance(district, str) and district_code(district) is District.ZONE):
-        amounts: dict[str, Decimal] = {}
-        for name in sums.fields:
-            if name in values:
-                try:
-                    amounts[name] = Decimal(str(values[name]))
-                except InvalidOperation:
-                    continue
-        rows = sums.equal(amounts) if amounts else None
-        if rows is not None:
-            where = "全区" if district is not None else "no subdistrict"
-            summed = ", ".join(
-                f"{plan.column_of.get(n, n)} {shown.get(n, values[n])}" for n in amounts
-            )
-            plan.totals.append(
-                SkippedTotal(
-                    number,
-                    f"{where}, {summed} = the sum of rows {rows[0]}–{rows[1]}",
-                    "",
-                )
-            )
-            sums.new_section()
-            return True
-    found = tuple(values.get(name) for name in sums.fields)
-    if found.count(None) < len(found):
-        sums.add(number, found)
-    return False
 
 
 def _reject_unnamed(

@@ -24,7 +24,8 @@ from services.ledger_import.base import (
     RowRejection,
 )
 from services.ledger_import.files import open_ledger
-from services.ledger_import.headers import Options, ledger_columns, read_mapping
+from services.ledger_import.headers import read_mapping
+from services.ledger_import.layout import Options, ledger_columns
 from services.ledger_import.plan import Plan, plan_import
 from services.ledger_import.report import (
     default_rejects_path,
@@ -222,7 +223,8 @@ def _send(
     """Stages state, send and wait, against Kafka."""
     from services.kafka.client import DeliveryError
     from services.kafka.producer import Producer
-    from services.receipts import Outcome, Position, ReceiptReader, ReceiptsError
+    from services.kafka.receipts import ReceiptReader, ReceiptsError
+    from services.receipts.view import Outcome, Position
 
     departments = sorted({e.department for e in plan.entries.values() if not e.conflict})
     for name in departments:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from schemas.envelope import Envelope
+from schemas.rejections import Rejection
 from schemas.topics import BY_EVENT_TYPE
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 from services.ledger_import.base import RowRejection
 from services.ledger_import.plan import Entry, Plan
 

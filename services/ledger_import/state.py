@@ -37,13 +37,15 @@ import orjson
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope, ledger_event_id
+from schemas.rejections import Rejection
 from schemas.topics import BY_EVENT_TYPE
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 from services.ledger_import.base import RowRejection
 from services.ledger_import.cells import quoted
 from services.ledger_import.headers import BASE_UNIT_LABELS
-from services.ledger_import.plan import AMOUNT_FIELDS, Entry, Plan
-from services.receipts_view import HeldEvent, LedgerView
+from services.ledger_import.plan import Entry, Plan
+from services.ledger_import.totals import AMOUNT_FIELDS
+from services.receipts.view import HeldEvent, LedgerView
 
 # Fields a re-import may differ in without being a change: the ledger keeps the first report.
 _NOT_COMPARED = frozenset({"reported_at", *AMOUNT_FIELDS})

@@ -1,5 +1,5 @@
 """Stage 7, wait (``--wait``): the worker's verdict on every row sent, from the department's
-receipts (:meth:`services.receipts.ReceiptReader.wait`), matched to the rows by the Kafka
+receipts (:meth:`services.kafka.receipts.ReceiptReader.wait`), matched to the rows by the Kafka
 position each send returned.
 
 A row the worker refused (a correction of an event the ledger does not hold, a reused id,
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from schemas.validation import Rejection
+from schemas.rejections import Rejection
 from services.ledger_import.base import RowRejection
 from services.ledger_import.plan import Entry, Plan
-from services.receipts_view import Outcome, Position
+from services.receipts.view import Outcome, Position
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Where the worker stands in each topic: ``consumer_offsets`` (the next offset and chain head
 of every topic-incarnation-partition) and ``topic_incarnations`` (each life of a topic).
+Every statement on either table is here.
 
 PostgreSQL, not Kafka's group commit, decides where reading resumes: the sink advances a
-cursor in the same transaction as the rows its records produced.
+cursor in the same transaction as the rows its records produced. The worker's functions are
+async; the readers at the end are for the audit's snapshot, "has the worker caught up"
+(``services.progress``) and re-deriving receipts.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from uuid import UUID
 import psycopg
 
 from streams.chain import GENESIS
+from streams.db import errors
 
 AsyncConn = psycopg.AsyncConnection[Any]
-# (topic, incarnation, partition)
+Conn = psycopg.Connection[Any]
+# (topic, incarnation, partition): one cursor, and one hash chain of the ledger
 Position = tuple[str, int, int]
 
 
@@ -156,3 +161,52 @@ async def advance(
             [heads[p] for p in positions],
         ),
     )
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def heads(conn: Conn) -> dict[Position, tuple[int, bytes]]:
+    """Every cursor: (next offset, chain head) as the sink recorded them."""
+    with errors("reading consumer_offsets"):
+        rows = conn.execute(
+            "SELECT topic, incarnation, partition, next_offset, last_hash FROM consumer_offsets"
+        ).fetchall()
+    return {(row[0], row[1], row[2]): (int(row[3]), bytes(row[4])) for row in rows}
+
+
+def incarnations(conn: Conn) -> dict[str, list[tuple[int, UUID | None]]]:
+    """Topic → its recorded incarnations (number, topic id), oldest first."""
+    with errors("reading topic_incarnations"):
+        rows = conn.execute(
+            "SELECT topic, incarnation, topic_id FROM topic_incarnations "
+            "ORDER BY topic, incarnation"
+        ).fetchall()
+    found: dict[str, list[tuple[int, UUID | None]]] = {}
+    for topic, number, topic_id in rows:
+        found.setdefault(topic, []).append((int(number), topic_id))
+    return found
+
+
+def latest_offsets(conn: Conn) -> dict[tuple[str, int], int]:
+    """(topic, partition) → next offset stored, of each topic's latest incarnation: the one
+    Kafka holds now."""
+    with errors("reading consumer_offsets"):
+        rows = conn.execute(
+            """SELECT c.topic, c.partition, c.next_offset FROM consumer_offsets c
+               WHERE c.incarnation = (SELECT coalesce(max(i.incarnation), 1)
+                                      FROM topic_incarnations i WHERE i.topic = c.topic)"""
+        ).fetchall()
+    return {(topic, partition): int(offset) for topic, partition, offset in rows}
+
+
+async def topic_offsets(conn: AsyncConn, *, topic: str) -> list[tuple[int, int, int]]:
+    """(incarnation, partition, next offset) of every cursor of ``topic``, in that order."""
+    with errors("reading consumer_offsets"):
+        cur = await conn.execute(
+            """SELECT incarnation, partition, next_offset FROM consumer_offsets
+               WHERE topic = %s ORDER BY incarnation, partition""",
+            (topic,),
+        )
+        rows = await cur.fetchall()
+    return [(int(i), int(p), int(n)) for i, p, n in rows]

@@ -8,6 +8,7 @@ leaves as one of the errors below, which say whether trying again can help.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,16 +17,19 @@ from uuid import UUID
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
-from schemas.validation import Rejection
+from schemas.rejections import Rejection
 from streams.acceptance import CorrectionRefs, Original, judge_corrections, split_known
 from streams.batch import Batch, Record, SinkResult, sink_rejection
 from streams.chain import canonical, link, payload_digest
 from streams.db import DatabaseError, DatabaseUnavailable
 from streams.db.cursors import advance as cursors_advance
 from streams.db.cursors import lock as cursors_lock
+from streams.db.ledger_row import COLUMNS as LEDGER_COLUMNS
+from streams.db.ledger_row import PG_TYPES, LedgerRow
 from streams.rollup import rollup
 
 
@@ -154,7 +158,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
     rejected.extend(refused)
 
     step.now("building the ledger rows", "payload")
-    rows: list[tuple[Any, ...]] = []
+    staged: list[tuple[Any, ...]] = []
     for record, event in fresh:
         tp = (record.topic, record.partition)
         payload = event.model_dump(mode="json")
@@ -172,36 +176,37 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
         )
         prev = heads[tp]
         heads[tp] = link(prev, content)
-        rows.append(
-            (
-                event.event_id,
-                event.event_type_name,
-                event.schema_version,
-                event.department,
-                str(event.district),
-                event.occurred_at,
-                event.reported_at,
-                ingested_at,
-                event.project,
-                event.source_ref,
-                None if correction is None else correction.corrects,
-                orjson.dumps(measures).decode(),
-                orjson.dumps(payload).decode(),
-                record.topic,
-                incarnation,
-                record.partition,
-                record.offset,
-                prev,
-                heads[tp],
-                payload_digest(payload),
-                None if correction is None else correction.metric,
-                None if correction is None else correction.delta,
-            )
+        row = LedgerRow(
+            event_id=event.event_id,
+            event_type=event.event_type_name,
+            schema_version=event.schema_version,
+            department=event.department,
+            district=str(event.district),
+            occurred_at=event.occurred_at,
+            reported_at=event.reported_at,
+            ingested_at=ingested_at,
+            project=event.project,
+            source_ref=event.source_ref,
+            corrects=None if correction is None else correction.corrects,
+            measures=measures,
+            payload=payload,
+            topic=record.topic,
+            incarnation=incarnation,
+            partition=record.partition,
+            kafka_offset=record.offset,
+            prev_hash=prev,
+            hash=heads[tp],
         )
+        for_keys = (  # what event_keys and correction_keys take from the row
+            payload_digest(payload),
+            None if correction is None else correction.metric,
+            None if correction is None else correction.delta,
+        )
+        staged.append((*row, *for_keys))
 
     if fresh:
         step.now("writing the ledger rows (events)")
-        if await _insert_events(conn, rows) != len(fresh):
+        if await _insert_events(conn, staged) != len(fresh):
             # The chain was computed for rows that are no longer all new: roll back, retry.
             raise ConcurrentInsert("an event id of this batch was inserted concurrently")
         step.now("summing the daily rollup by local day", "occurred_at")
@@ -282,7 +287,7 @@ async def _split_known(
     found = await cur.fetchall()
     stored: dict[UUID, bytes] = {row[0]: bytes(row[1]) for row in found if row[1] is not None}
     legacy = [(*row[2:], row[0]) for row in found if row[1] is None]
-    for event_id, payload in await _ledger_rows(conn, legacy, "payload"):
+    for event_id, payload in await _ledger_rows(conn, legacy, ("payload",)):
         stored[event_id] = payload_digest(payload)
     return split_known(
         accepted, stored, lambda event: payload_digest(event.model_dump(mode="json"))
@@ -294,7 +299,7 @@ Located = tuple[Any, ...]
 
 
 async def _ledger_rows(
-    conn: psycopg.AsyncConnection[Any], located: list[Located], columns: str
+    conn: psycopg.AsyncConnection[Any], located: list[Located], columns: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """``event_id`` and ``columns`` of the ledger rows at ``located``: by their ingest time
     and Kafka position, which a compressed TimescaleDB chunk can find without decompressing
@@ -306,7 +311,7 @@ async def _ledger_rows(
         """SELECT event_id, {} FROM events
            WHERE ingested_at = ANY(%s) AND topic = ANY(%s) AND incarnation = ANY(%s)
              AND partition = ANY(%s) AND kafka_offset = ANY(%s) AND event_id = ANY(%s)"""
-    ).format(sql.SQL(columns))
+    ).format(sql.SQL(", ").join(sql.Identifier(name) for name in columns))
     cur = await conn.execute(query, [sorted({row[i] for row in located}) for i in range(6)])
     return list(await cur.fetchall())
 
@@ -329,7 +334,7 @@ async def _check_corrections(
     originals: dict[UUID, Original] = {
         row[0]: (row[1], row[2], {k: Decimal(v) for k, v in row[3].items()})
         for row in await _ledger_rows(
-            conn, list(await cur.fetchall()), "event_type, district, measures"
+            conn, list(await cur.fetchall()), ("event_type", "district", "measures")
         )
     }
     cur = await conn.execute(
@@ -350,33 +355,10 @@ async def _check_corrections(
 
 # The ledger rows of a batch travel by binary COPY into a per-session staging table, then
 # one INSERT ... SELECT ... ON CONFLICT DO NOTHING moves them: a parameterised INSERT of 19
-# arrays spent ~150 µs per event adapting the arrays on the client, COPY a few µs.
-_STAGE_COLUMNS = (
-    ("event_id", "uuid"),
-    ("event_type", "text"),
-    ("schema_version", "int4"),
-    ("department", "text"),
-    ("district", "text"),
-    ("occurred_at", "timestamptz"),
-    ("reported_at", "timestamptz"),
-    ("ingested_at", "timestamptz"),
-    ("project", "text"),
-    ("source_ref", "text"),
-    ("corrects", "uuid"),
-    ("measures", "text"),
-    ("payload", "text"),
-    ("topic", "text"),
-    ("incarnation", "int4"),
-    ("partition", "int4"),
-    ("kafka_offset", "int8"),
-    ("prev_hash", "bytea"),
-    ("hash", "bytea"),
-    # Not ledger columns: what event_keys and correction_keys take from the same rows.
-    ("digest", "bytea"),
-    ("metric", "text"),
-    ("delta", "numeric"),
-)
-_LEDGER_COLUMNS = _STAGE_COLUMNS[:-3]
+# arrays spent ~150 µs per event adapting the arrays on the client, COPY a few µs. Each
+# staged row is a LedgerRow followed by what event_keys and correction_keys take from it.
+_KEY_COLUMNS = (("digest", "bytea"), ("metric", "text"), ("delta", "numeric"))
+_STAGE_COLUMNS = (*zip(LEDGER_COLUMNS, PG_TYPES, strict=True), *_KEY_COLUMNS)
 _STAGE_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name, _ in _STAGE_COLUMNS)
 # ON COMMIT DELETE ROWS: the staging table is empty at the start of every transaction.
 _CREATE_STAGE = sql.SQL(
@@ -408,19 +390,12 @@ WITH keys AS (
 )
 SELECT count(*) FROM keys
 """
+_LEDGER_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name in LEDGER_COLUMNS)
 _INSERT_EVENTS = sql.SQL(
     """INSERT INTO events ({names})
-SELECT {selected} FROM pg_temp.events_stage
+SELECT {names} FROM pg_temp.events_stage
 ORDER BY topic, partition, kafka_offset"""
-).format(
-    names=sql.SQL(", ").join(sql.Identifier(name) for name, _ in _LEDGER_COLUMNS),
-    selected=sql.SQL(", ").join(
-        sql.SQL("{}::jsonb").format(sql.Identifier(name))
-        if name in ("measures", "payload")
-        else sql.Identifier(name)
-        for name, _ in _LEDGER_COLUMNS
-    ),
-)
+).format(names=_LEDGER_NAMES)
 
 
 async def _insert_events(conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> int:
@@ -430,7 +405,11 @@ async def _insert_events(conn: psycopg.AsyncConnection[Any], rows: list[tuple[An
     # connection vanished with the first batch's rollback (a retried batch then failed
     # on "schema pg_temp does not exist" until the connection was replaced).
     await conn.execute(_CREATE_STAGE)
-    async with conn.cursor().copy(_COPY_STAGE) as copy:
+    cursor = conn.cursor()
+    # Payloads and measures go to their jsonb columns as orjson writes them (the standard
+    # library's json, psycopg's default, is several times slower).
+    set_json_dumps(orjson.dumps, cursor)
+    async with cursor.copy(_COPY_STAGE) as copy:
         copy.set_types([kind for _, kind in _STAGE_COLUMNS])
         for row in rows:
             await copy.write_row(row)

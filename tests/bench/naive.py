@@ -12,8 +12,9 @@ from typing import Any
 import faust
 import orjson
 
+from schemas.rejections import Rejection
 from schemas.topics import HEATING
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 from streams.app import broker_credentials
 from streams.chain import GENESIS
 from streams.db import connect_async

@@ -32,8 +32,8 @@ from rich.progress import Progress
 
 from dashboards import audit, domain, pipeline
 from dashboards.macros import Context, TimeRange, Variable, expand
-from schemas.catalogue import load_catalogue
 from schemas.districts import SUBDISTRICTS
+from schemas.seeds import load_catalogue
 from streams.chain import GENESIS, canonical, link, payload_digest
 from streams.db import connect
 from streams.settings import Settings

@@ -13,8 +13,9 @@ import orjson
 from uuid6 import uuid7
 
 from schemas.districts import SUBDISTRICTS
+from schemas.rejections import Rejection
 from schemas.topics import HEATING
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

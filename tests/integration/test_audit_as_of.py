@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from schemas.catalogue import Catalogue, load_catalogue
+from schemas.catalogue import Catalogue
 from schemas.drainage import POINTS_REPAIRED, DrainageCorrection
 from schemas.heating import CONNECTED_AREA_M2, HeatingCorrection
+from schemas.seeds import load_catalogue
 from schemas.topics import DRAINAGE, HEATING
 from services.audit.as_of import progress_as_of
 from services.audit.explain import explain
-from services.pledges import PledgeProgress, progress
+from services.pledges.reads import progress
+from services.pledges.rules import PledgeProgress
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import ROOT, settings_env

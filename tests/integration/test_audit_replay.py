@@ -22,8 +22,8 @@ from services.audit.replay import Difference, Replay, replay_from_kafka, replay_
 from services.audit.verify import verify
 from services.kafka.producer import Producer
 from services.progress import caught_up
-from services.simulator import plan
-from services.simulator_run import send
+from services.simulator.plan import plan
+from services.simulator.run import send
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import ROOT, WorkerProcess, kafka_options, settings_env, wait_until

@@ -37,8 +37,10 @@ from schemas.catalogue import EVENT_FAMILIES, Catalogue, Pledge
 from schemas.corrections import Correction
 from schemas.envelope import CST, Envelope
 from schemas.topics import ALL
-from services.pledges import Status, load, progress, validated_catalogue
-from services.simulator import Plan, expected_totals, plan
+from services.pledges.reads import progress
+from services.pledges.rules import Status
+from services.pledges.store import load, validated_catalogue
+from services.simulator.plan import Plan, expected_totals, plan
 from streams.batch import Record, prepare
 from streams.db import connect, connect_async
 from streams.db.ledger import write_batch

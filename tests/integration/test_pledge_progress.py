@@ -19,17 +19,12 @@ import orjson
 import psycopg
 import pytest
 
-from schemas.catalogue import Catalogue, Pledge, load_catalogue
+from schemas.catalogue import Catalogue, Pledge
 from schemas.districts import District
-from services.pledges import (
-    PledgeProgress,
-    Status,
-    load,
-    local_today,
-    progress,
-    progress_from_sql,
-    validated_catalogue,
-)
+from schemas.seeds import load_catalogue
+from services.pledges.reads import local_today, progress, progress_from_sql
+from services.pledges.rules import PledgeProgress, Status
+from services.pledges.store import load, validated_catalogue
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import ROOT, settings_env

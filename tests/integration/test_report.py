@@ -19,10 +19,12 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from rich.console import Console
 
-from schemas.catalogue import load_catalogue
+from schemas.seeds import load_catalogue
 from services.demo import STATUS_DAY, run_demo
-from services.pledges import Status
-from services.report import format_quantity, gather, rendered_dom, screenshot
+from services.pledges.formats import format_quantity
+from services.pledges.report import gather
+from services.pledges.rules import Status
+from services.pledges.screenshot import rendered_dom, screenshot
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import ROOT, settings_env
@@ -31,7 +33,7 @@ from tests.unit.test_report import ReportDom, assert_every_pledge_charted, asser
 
 pytestmark = pytest.mark.integration
 
-ACTUAL_BLUE = (0x1F, 0x6F, 0xEB)  # --actual in services/report.html
+ACTUAL_BLUE = (0x1F, 0x6F, 0xEB)  # --actual in services/pledges/report.html
 
 
 def _mask(rgb: Image.Image, colour: tuple[int, int, int], tolerance: int = 24) -> Image.Image:

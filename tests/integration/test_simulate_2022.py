@@ -12,10 +12,10 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from schemas.catalogue import load_catalogue
+from schemas.seeds import load_catalogue
 from services.progress import caught_up
-from services.simulator import expected_totals, plan
-from services.simulator_run import send
+from services.simulator.plan import expected_totals, plan
+from services.simulator.run import send
 from streams.db import connect
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until

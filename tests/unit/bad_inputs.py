@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 import orjson
 
+from schemas.topics import FAMILIES
+
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2024, 10, 1, 12, 0, tzinfo=CST)
 OCCURRED = "2024-09-01T09:30:00+08:00"
@@ -63,62 +65,12 @@ def _correction(family: str, metric: str, delta: str) -> dict[str, Any]:
     }
 
 
-GOOD: dict[str, dict[str, Any]] = {
-    "housing.construction_started": {
-        **_envelope("housing.construction_started", "housing"),
-        "area_m2": "358000.00",
-        "units": 3200,
-    },
-    "housing.units_completed": {
-        **_envelope("housing.units_completed", "housing"),
-        "area_m2": 79940.5,
-        "units": 912,
-    },
-    "housing.households_returned": {
-        **_envelope("housing.households_returned", "housing"),
-        "households": 850,
-        "persons": 3200,
-    },
-    "housing.correction": _correction("housing", "housing.completed_units", "-12"),
-    "education.school_opened": {
-        **_envelope("education.school_opened", "education"),
-        "project": "外国语实验小学",
-        "school_name": "郑州高新区外国语实验小学",
-        "level": "primary",
-    },
-    "education.places_added": {
-        **_envelope("education.places_added", "education"),
-        "places": 2160,
-        "level": "primary",
-        "school_name": "郑州高新区外国语实验小学",
-    },
-    "education.correction": _correction("education", "education.school_places", "-45"),
-    "heating.area_connected": {
-        **_envelope("heating.area_connected", "heating"),
-        "area_m2": "12000.50",
-    },
-    "heating.pipe_laid": {**_envelope("heating.pipe_laid", "heating"), "length_km": "2.375"},
-    "heating.correction": _correction("heating", "heating.connected_area_m2", "-120.50"),
-    "parking.spaces_opened": {
-        **_envelope("parking.spaces_opened", "parking"),
-        "kind": "temporary",
-        "spaces": 180,
-    },
-    "parking.lot_opened": {
-        **_envelope("parking.lot_opened", "parking"),
-        "lot_name": "科学大道临时停车场",
-        "kind": "temporary",
-        "spaces": 420,
-    },
-    "parking.correction": _correction("parking", "parking.temporary_spaces", "20"),
-    "drainage.point_repaired": {
-        **_envelope("drainage.point_repaired", "drainage"),
-        "project": "科学大道积水点改造",
-        "point_name": "科学大道与长椿路口",
-        "location": {"lat": 34.8157, "lon": 113.5521},
-    },
-    "drainage.correction": _correction("drainage", "drainage.points_repaired", "-1"),
-}
+# A good example of every event type: each family declares its own (schemas/<family>.py).
+GOOD: dict[str, dict[str, Any]] = {}
+for _family in FAMILIES:
+    for _kind in _family.events:
+        GOOD[_kind.name] = {**_envelope(_kind.name, _family.name), **_kind.example}
+    GOOD[_family.correction_type] = _correction(_family.name, **_family.correction_example)
 
 DROP: Any = object()
 """As a value in :func:`event`: remove that field."""

@@ -16,8 +16,9 @@ import pytest
 from schemas.districts import District, district_code
 from schemas.envelope import Envelope
 from schemas.fields import BLANK, INVISIBLE_RANGES, normalise_text
+from schemas.rejections import Rejection
 from schemas.topics import BY_EVENT_TYPE, BY_FAMILY
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 from tests.unit.bad_inputs import AREA, GOOD, NOW, encode
 
 # class → (characters, what one stands for inside a name)

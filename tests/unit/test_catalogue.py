@@ -22,10 +22,10 @@ from schemas.catalogue import (
     Catalogue,
     CatalogueError,
     Pledge,
-    load_catalogue,
     parse_figure,
 )
 from schemas.districts import SUBDISTRICTS, District
+from schemas.seeds import load_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "seeds"

@@ -12,15 +12,17 @@ import orjson
 import pytest
 
 from services.audit import checkpoint
-from services.audit.verify import Expectation, walk
+from services.audit.checkpoint import Expectation
+from services.audit.verify import walk
 from streams.chain import GENESIS, canonical, link
+from streams.db.ledger_row import LedgerRow
 from streams.settings import Settings
 
 TOPIC = "city.heating.v1"
 WHEN = datetime(2024, 10, 8, 2, tzinfo=UTC)
 
 
-def _row(offset: int, prev: bytes, area: str = "100.5") -> tuple[Any, ...]:
+def _row(offset: int, prev: bytes, area: str = "100.5") -> LedgerRow:
     event_id = uuid.UUID(int=offset + 1)
     payload = {
         "event_type": "heating.area_connected",
@@ -43,27 +45,31 @@ def _row(offset: int, prev: bytes, area: str = "100.5") -> tuple[Any, ...]:
         payload=payload,
         measures=measures,
     )
-    return (
-        event_id, TOPIC, 0, offset, WHEN, payload, measures, prev, link(prev, content),
-        "heating.area_connected", 1, "heating", "shifo", WHEN, WHEN, "p", f"r{offset}", None, 1,
+    return LedgerRow(
+        event_id=event_id, event_type="heating.area_connected", schema_version=1,
+        department="heating", district="shifo", occurred_at=WHEN, reported_at=WHEN,
+        ingested_at=WHEN, project="p", source_ref=f"r{offset}", corrects=None,
+        measures=measures, payload=payload, topic=TOPIC, incarnation=1, partition=0,
+        kafka_offset=offset, prev_hash=prev, hash=link(prev, content),
     )  # fmt: skip
 
 
-def _chain(areas: list[str], offsets: list[int] | None = None) -> list[tuple[Any, ...]]:
+def _chain(areas: list[str], offsets: list[int] | None = None) -> list[LedgerRow]:
     rows, prev = [], GENESIS
     for offset, area in zip(offsets or range(len(areas)), areas, strict=True):
         row = _row(offset, prev, area)
         rows.append(row)
-        prev = row[8]
+        prev = row.hash
     return rows
 
 
-def _heads(rows: list[tuple[Any, ...]]) -> dict[tuple[str, int, int], tuple[int, bytes]]:
-    return {(TOPIC, 1, 0): (rows[-1][3] + 1, rows[-1][8])}
+def _heads(rows: list[LedgerRow]) -> dict[tuple[str, int, int], tuple[int, bytes]]:
+    return {(TOPIC, 1, 0): (rows[-1].kafka_offset + 1, rows[-1].hash)}
 
 
-def _signed_at(rows: list[tuple[Any, ...]], index: int) -> dict[Any, list[Expectation]]:
-    return {(TOPIC, 1, 0): [Expectation(rows[index][3], index + 1, rows[index][8], "cp-1")]}
+def _signed_at(rows: list[LedgerRow], index: int) -> dict[Any, list[Expectation]]:
+    row = rows[index]
+    return {(TOPIC, 1, 0): [Expectation(row.kafka_offset, index + 1, row.hash, "cp-1")]}
 
 
 def test_a_clean_chain_agrees_and_a_consistent_rewrite_contradicts() -> None:
@@ -76,15 +82,15 @@ def test_a_clean_chain_agrees_and_a_consistent_rewrite_contradicts() -> None:
     assert not report.breaks
     (finding,) = report.findings
     assert (finding.kind, finding.checkpoint, finding.offset) == ("contradicted", "cp-1", 2)
-    assert finding.expected == rows[2][8].hex()
+    assert finding.expected == rows[2].hash.hex()
 
 
 def test_an_edit_without_rehashing_contradicts_as_well_as_breaking() -> None:
     rows = _chain(["1.5", "2.5", "3.5"])
     signed = _signed_at(rows, 2)
     edited = list(rows)
-    changed = dict(rows[0][5], area_m2="7.5")
-    edited[0] = (*rows[0][:5], changed, {"heating.connected_area_m2": "7.5"}, *rows[0][7:])
+    changed = dict(rows[0].payload, area_m2="7.5")
+    edited[0] = rows[0]._replace(payload=changed, measures={"heating.connected_area_m2": "7.5"})
     report = walk(edited, _heads(rows), signed)
     assert report.breaks and report.breaks[0].kind == "content"
     assert [f.kind for f in report.findings] == ["contradicted"]

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from schemas.districts import LABELS, NAMES, SUBDISTRICTS, District, district_code
+from schemas.rejections import Rejection
 from schemas.topics import HEATING
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 
 NOW = datetime(2025, 1, 15, tzinfo=UTC)
 # What clerks write for their own subdistrict, {} being its short name (石佛).

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from schemas.jsonschema_export import OUT_DIR, build, render, write
+from schemas.rejections import Rejection
 from schemas.topics import BY_EVENT_TYPE
-from schemas.validation import Rejection, decode
+from schemas.validation import decode
 from tests.unit.bad_inputs import DROP, GOOD, NOW, encode, event
 
 SCHEMAS = build()

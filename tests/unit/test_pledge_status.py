@@ -1,4 +1,4 @@
-"""Pledge progress rules (services/pledges.py): schedule curves, gap in days, run-rate
+"""Pledge progress rules (services/pledges/rules.py): schedule curves, gap in days, run-rate
 projection, and every status threshold at its edge. No sockets."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from schemas.catalogue import Pledge
 from schemas.districts import District
-from services.pledges import (
+from services.pledges.rules import (
     AT_RISK_SHARE,
     BEHIND_GAP_DAYS,
     BEHIND_SHARE,

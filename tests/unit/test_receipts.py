@@ -14,7 +14,7 @@ import orjson
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected, HeatingCorrection
 from schemas.receipts import CHUNK, Mark, Receipt, decode_record, encode_mark, encode_receipts
 from schemas.topics import HEATING
-from services.receipts_view import Waiting, fold
+from services.receipts.view import Waiting, fold
 from streams import receipts as worker
 from streams.batch import Record, SinkResult, prepare, sink_rejection
 

@@ -14,23 +14,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.catalogue import Catalogue, load_catalogue
-from services.pledges import STATUS_LABELS, Status, evaluate, schedule_curve, selected
-from services.report import (
+from schemas.catalogue import Catalogue
+from schemas.seeds import load_catalogue
+from services.pledges.chart import (
     ChartData,
     Frame,
-    PledgeView,
     chart_frame,
     chart_svg,
-    format_exact,
-    format_gap_days,
-    format_quantity,
     month_ticks,
     nice_ticks,
-    plain_number,
-    render,
     step_points,
 )
+from services.pledges.formats import format_exact, format_gap_days, format_quantity, plain_number
+from services.pledges.report import PledgeView, render
+from services.pledges.rules import STATUS_LABELS, Status, evaluate, schedule_curve, selected
 
 ON = date(2024, 8, 31)
 

@@ -3,6 +3,7 @@ error rates, bytes the worker accepts or dead-letters as planned, and determinis
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from datetime import UTC, date, datetime, time
@@ -12,23 +13,20 @@ import pytest
 from click.testing import CliRunner
 
 from schemas import education, heating, housing, parking
-from schemas.catalogue import load_catalogue
 from schemas.corrections import Correction
 from schemas.districts import SUBDISTRICTS
 from schemas.envelope import CST, Envelope
-from schemas.topics import ALL, BY_EVENT_TYPE
-from schemas.validation import Rejection, decode
+from schemas.rejections import Rejection
+from schemas.seeds import load_catalogue
+from schemas.topics import ALL, BY_EVENT_TYPE, FAMILIES
+from schemas.validation import decode
 from services.cli import main
-from services.simulator import (
-    DEFAULT_SEED,
-    INVALID_KINDS,
-    Plan,
-    SimulationError,
-    expected_totals,
-    plan,
-    pledge_positions,
-)
-from services.simulator_run import check_not_in_future
+from services.simulator.families import Simulators, discover, simulators
+from services.simulator.families.housing import SIMULATOR as HOUSING
+from services.simulator.faults import INVALID_KINDS
+from services.simulator.plan import DEFAULT_SEED, Plan, expected_totals, plan, pledge_positions
+from services.simulator.run import check_not_in_future
+from services.simulator.scenario import SimulationError
 
 CATALOGUE = load_catalogue()
 BY_TOPIC = {spec.name: spec for spec in ALL}
@@ -306,3 +304,28 @@ def test_dry_run_prints_the_plan() -> None:
     assert "≠" not in result.output
     result = CliRunner().invoke(main, ["simulate", "--year", "2021", "--dry-run"])
     assert result.exit_code == 1
+
+
+# --- the families' generators, found by name ----------------------------------------------------
+
+FAMILY_NAMES = [family.name for family in FAMILIES]
+
+
+def test_every_family_declared_in_schemas_has_its_generator() -> None:
+    assert [sim.family for sim in simulators().families] == FAMILY_NAMES
+
+
+def test_a_family_without_its_generator_stops_the_plan_naming_it() -> None:
+    with pytest.raises(SimulationError, match=r"'lighting'.*simulator/families/lighting\.py"):
+        discover([*FAMILY_NAMES, "lighting"])
+
+
+def test_a_generator_without_its_family_is_refused() -> None:
+    with pytest.raises(SimulationError, match=r"families/drainage\.py simulates no event family"):
+        discover([name for name in FAMILY_NAMES if name != "drainage"])
+
+
+def test_two_steps_drawn_at_the_same_place_are_refused() -> None:
+    twice = Simulators((HOUSING, dataclasses.replace(HOUSING, family="lighting")))
+    with pytest.raises(SimulationError, match="housing and lighting both take 2022 step order 1"):
+        twice.steps(2022)

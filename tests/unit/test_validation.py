@@ -14,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import validation
+from schemas import rejections, validation
 from schemas.envelope import Envelope
+from schemas.rejections import REASONS, Rejection
 from schemas.topics import ALL, BY_EVENT_TYPE, BY_FAMILY
-from schemas.validation import MAX_RECORD_BYTES, REASONS, Rejection, decode
+from schemas.validation import MAX_RECORD_BYTES, decode
 from tests.unit.bad_inputs import ACCEPTED, CASES, GOOD, NOW, Accepted, Case, encode, event
 
 DECODE_CASES = [case for case in CASES if case.stage == "decode"]
@@ -52,7 +53,7 @@ def test_bad_input_is_rejected_with_reason_and_field(case: Case) -> None:
         assert outcome.message_en.startswith(f"{outcome.field}: ")
         assert outcome.message_zh.startswith(f"{outcome.field}：")
     if outcome.value is not None:
-        assert len(outcome.value) <= validation.VALUE_CHARS
+        assert len(outcome.value) <= rejections.VALUE_CHARS
         assert outcome.value in outcome.message_en
     # Chinese first, and actually Chinese.
     assert re.search(r"[\u4e00-\u9fff]", outcome.message_zh)
@@ -111,7 +112,7 @@ def test_record_of_exactly_the_limit_is_read() -> None:
 
 
 def test_reason_table_in_the_docstring_lists_every_code() -> None:
-    doc = validation.__doc__ or ""
+    doc = rejections.__doc__ or ""
     in_table = set(re.findall(r"^([a-z_0-9]+) {2,}", doc, flags=re.MULTILINE))
     assert in_table - {"reason"} == set(REASONS)
 

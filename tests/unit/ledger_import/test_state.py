@@ -15,7 +15,7 @@ from schemas.topics import BY_EVENT_TYPE
 from schemas.validation import decode
 from services import ledger_import as li
 from services.ledger_import.state import Approval, compare, correction_ref
-from services.receipts_view import HeldEvent, LedgerView
+from services.receipts.view import HeldEvent, LedgerView
 from tests.unit.ledger_import.support import HEAT, NOW, events_of, plan_of, write_rows
 
 HEADER = ["台账编号", "项目名称", "所属街道", "完成日期", "入网面积（万㎡）"]

@@ -63,13 +63,6 @@ ESTATE_PREFIXES = ("锦绣", "翠湖", "枫林", "云栖", "紫荆", "金桂", "
 ESTATE_SUFFIXES = ("苑", "花园", "家园", "雅居", "小区", "公寓")
 CORNERS = ("东北角", "西北角", "东南角", "西南角")
 PHASES = ("一", "二", "三", "四", "五", "六", "七", "八")
-OFFICIALS = {
-    "housing": ("安置办 李建国", "安置办 赵敏"),
-    "education": ("教育局 陈晓燕", "教育局 刘洋"),
-    "heating": ("供热办 王磊", "供热办 孙丽"),
-    "parking": ("停车办 张伟", "停车办 周静"),
-    "drainage": ("排水办 吴刚", "排水办 郑芳"),
-}
 
 
 class Names:
@@ -79,9 +72,10 @@ class Names:
         self._rng = rng
         self._used: set[str] = set()
 
-    def _unique(self, make: list[str]) -> str:
-        # `make` is a list of candidates in preference order; the first unused one wins,
-        # then numbered variants, so a name is always found.
+    def unique(self, make: list[str]) -> str:
+        """The first unused of the candidates ``make`` (in preference order), else a numbered
+        variant of the first, so a name is always found. A new family's generator names its
+        projects with this and :data:`PLACES`."""
         for name in make:
             if name not in self._used:
                 self._used.add(name)
@@ -102,13 +96,13 @@ class Names:
         """A resettlement estate (安置区) and phase, e.g. 冉屯安置区二期."""
         villages = list(PLACES[district].villages)
         self._rng.shuffle(villages)
-        return self._unique([f"{v}安置区{p}期" for p in PHASES for v in villages])
+        return self.unique([f"{v}安置区{p}期" for p in PHASES for v in villages])
 
     def village_estate(self, district: District) -> tuple[str, str]:
         """A village moving back and the estate it moves into."""
         villages = list(PLACES[district].villages)
         self._rng.shuffle(villages)
-        name = self._unique([f"{v}村回迁安置" for v in villages])
+        name = self.unique([f"{v}村回迁安置" for v in villages])
         village = name.removesuffix("村回迁安置")
         return village, f"{village}安置区"
 
@@ -122,36 +116,36 @@ class Names:
             for p in self._rng.sample(ESTATE_PREFIXES, 3)
             for s in self._rng.sample(ESTATE_SUFFIXES, 2)
         ]
-        return self._unique(candidates)
+        return self.unique(candidates)
 
     def pipe_section(self, district: District) -> str:
         road, *ends = self._rng.sample(PLACES[district].roads, 3)
-        return self._unique([f"{road}供热管网（{ends[0]}—{ends[1]}）"])
+        return self.unique([f"{road}供热管网（{ends[0]}—{ends[1]}）"])
 
     def school(self, district: District, kind: str) -> str:
         roads = list(PLACES[district].roads)
         self._rng.shuffle(roads)
-        return self._unique([f"{r}{kind}" for r in roads] + [f"{r}第二{kind}" for r in roads])
+        return self.unique([f"{r}{kind}" for r in roads] + [f"{r}第二{kind}" for r in roads])
 
     def car_park(self, district: District, *, temporary: bool) -> str:
         a, b = self._two_roads(district)
         corner = self._rng.choice(CORNERS)
         what = "临时停车场" if temporary else "公共停车场"
-        return self._unique([f"{a}与{b}交叉口{corner}{what}"])
+        return self.unique([f"{a}与{b}交叉口{corner}{what}"])
 
     def idle_plot(self, district: District) -> str:
         a, b = self._two_roads(district)
         corner = self._rng.choice(CORNERS)
-        return self._unique([f"{a}与{b}交叉口{corner}闲置地块临时停车位"])
+        return self.unique([f"{a}与{b}交叉口{corner}闲置地块临时停车位"])
 
     def crossing(self, district: District, road: str | None = None) -> str:
         """A waterlogging point at a crossing, e.g. 科学大道与长椿路交叉口."""
         if road is None:
             a, b = self._two_roads(district)
-            return self._unique([f"{a}与{b}交叉口", f"{b}与{a}交叉口"])
+            return self.unique([f"{a}与{b}交叉口", f"{b}与{a}交叉口"])
         others = [r for r in PLACES[district].roads if r not in road]
         self._rng.shuffle(others)
-        return self._unique([f"{road}与{o}交叉口" for o in others])
+        return self.unique([f"{road}与{o}交叉口" for o in others])
 
     def location(self, district: District) -> tuple[float, float]:
         place = PLACES[district]
@@ -159,5 +153,6 @@ class Names:
         lon = round(place.lon + self._rng.uniform(-0.02, 0.02), 6)
         return lat, lon
 
-    def official(self, family: str) -> str:
-        return self._rng.choice(OFFICIALS[family])
+    def official(self, officials: tuple[str, ...]) -> str:
+        """One of a family's officials (``FamilySimulator.officials``), to approve a correction."""
+        return self._rng.choice(officials)

@@ -1,11 +1,8 @@
-"""Pledge progress: what each pledge's schedule expects by a date, what the events show,
-the gap, a run-rate projection and a status — computed here in Python, and the same numbers
-from SQL (``pledge_progress`` view, ``pledge_progress_at(d)``; migration 0004).
-
-Reads the catalogue (``seeds/``, :func:`schemas.catalogue.load_catalogue`) and, through
-``streams.db.pledges``, the tables ``metric_daily`` and ``events``; ``load`` writes
-``pledges`` and ``pledge_schedule``. No environment variable of its own: the CLI passes a
-connection made from :class:`streams.settings.Settings`.
+"""The pledge progress rules, pure: what each pledge's schedule expects by a date, what the
+events show, the gap, a run-rate projection and a status. No I/O: :mod:`services.pledges.reads`
+feeds these from PostgreSQL, and the audit (:mod:`services.audit.as_of`) feeds them its own
+rows; the same numbers come from SQL (``pledge_progress`` view, ``pledge_progress_at(d)``;
+migration 0004).
 
 Definitions, for a pledge and a local (Asia/Shanghai) date D, at the end of D:
 
@@ -55,29 +52,15 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
 from uuid import UUID
 
-import psycopg
-from rich.table import Table
-
-from schemas.catalogue import SOURCES_DIR, Catalogue, Pledge, load_catalogue
-from schemas.errors import CityStreamError
-from streams.db.pledges import (
-    CorrectionRow,
-    ItemEvent,
-    PledgeRecord,
-    StoreReport,
-    item_events,
-    metric_days,
-    progress_rows,
-    store_pledges,
-)
-from streams.rollup import LOCAL_TZ, local_day
+from schemas.catalogue import Catalogue, Pledge
+from streams.db.pledges import CorrectionRow, ItemEvent
+from streams.rollup import local_day
 
 # The schedule curve is stored and compared at this precision: finer than any unit's
 # meaning (1/10000 of a school, of a m²), coarse enough that actual − expected is exact in
@@ -119,6 +102,8 @@ STATUS_LABELS: dict[Status, tuple[str, str, str]] = {
 }
 
 Curve = tuple[tuple[date, Decimal], ...]
+# A cumulative actual: (day, amount) at the start and on each day it changes.
+Series = tuple[tuple[date, Decimal], ...]
 
 
 @dataclass(frozen=True)
@@ -140,9 +125,6 @@ class PledgeProgress:
     gap_days: int | None
     projected_completion: date | None
     status: Status
-
-
-# --------------------------------------------------------------------------- pure rules
 
 
 def pledge_year(pledge: Pledge) -> int:
@@ -300,161 +282,6 @@ def items_done(
     return sum(1 for amount in net.values() if amount > 0)
 
 
-# --------------------------------------------------------------------------- database
-
-
-def local_today() -> date:
-    return datetime.now(LOCAL_TZ).date()
-
-
-def _end_of_local_day(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=LOCAL_TZ)
-
-
-def actual_to_date(
-    conn: psycopg.Connection[Any], pledge: Pledge, catalogue: Catalogue, *, on: date
-) -> Decimal | None:
-    """The pledge's actual by the end of ``on`` read from the database; None if unmeasurable."""
-    if not pledge.measurable:
-        return None
-    if pledge.progress_from == "metric":
-        rows = metric_days(conn, metric=pledge.metric, first=pledge.start, last=on)
-        return metric_actual(rows, pledge, on=on)
-    originals, corrections = item_events(
-        conn,
-        event_types=catalogue.metric(pledge.metric).event_types,
-        codes=[item.code for item in pledge.items],
-        until=_end_of_local_day(on),
-    )
-    return Decimal(items_done(pledge, originals, corrections, on=on))
-
-
 def selected(catalogue: Catalogue, year: int | None) -> list[Pledge]:
     pledges = catalogue.pledges if year is None else catalogue.pledges_for(year)
     return sorted(pledges, key=lambda pledge: pledge.id)
-
-
-def progress(
-    conn: psycopg.Connection[Any],
-    *,
-    on: date,
-    year: int | None = None,
-    catalogue: Catalogue | None = None,
-) -> list[PledgeProgress]:
-    """Progress of every pledge (of ``year``) at the end of local day ``on``, computed in
-    Python from the catalogue (default: ``seeds/``) and ``metric_daily`` / ``events``."""
-    catalogue = catalogue if catalogue is not None else load_catalogue()
-    return [
-        evaluate(pledge, on=on, actual=actual_to_date(conn, pledge, catalogue, on=on))
-        for pledge in selected(catalogue, year)
-    ]
-
-
-def progress_from_sql(
-    conn: psycopg.Connection[Any], *, on: date | None, year: int | None = None
-) -> list[PledgeProgress]:
-    """The same numbers from ``pledge_progress_at(on)`` (the ``pledge_progress`` view, i.e.
-    today in Asia/Shanghai, when ``on`` is None), for the latest stored pledge versions."""
-    return [
-        PledgeProgress(
-            pledge_id=row["pledge_id"],
-            year=row["year"],
-            title_zh=row["title_zh"],
-            title_en=row["title_en"],
-            metric=row["metric"],
-            unit=row["unit"],
-            district=row["district"],
-            target=row["target"],
-            start=row["start"],
-            deadline=row["deadline"],
-            on=row["on_day"],
-            expected_to_date=row["expected_to_date"],
-            actual_to_date=row["actual_to_date"],
-            gap_units=row["gap_units"],
-            gap_days=row["gap_days"],
-            projected_completion=row["projected_completion"],
-            status=Status(row["status"]),
-        )
-        for row in progress_rows(conn, on=on, year=year)
-    ]
-
-
-def validated_catalogue() -> Catalogue:
-    """The catalogue, with every quotation checked against the sources when they are here."""
-    return load_catalogue(sources=SOURCES_DIR if SOURCES_DIR.is_dir() else None)
-
-
-def pledge_record(pledge: Pledge, catalogue: Catalogue) -> PledgeRecord:
-    return PledgeRecord(
-        id=pledge.id,
-        year=pledge_year(pledge),
-        title_zh=pledge.title_zh,
-        title_en=pledge.title_en,
-        metric=pledge.metric,
-        target=pledge.target,
-        unit=pledge.unit,
-        start=pledge.start,
-        deadline=pledge.deadline,
-        department=pledge.owner,
-        district=None if pledge.district is None else pledge.district.value,
-        schedule=pledge.schedule.model_dump(mode="json"),
-        progress_from=pledge.progress_from,
-        items=tuple(item.code for item in pledge.items),
-        event_types=catalogue.metric(pledge.metric).event_types,
-        source_file=pledge.source.file,
-        source_quote=pledge.source.quote,
-        measurable=pledge.measurable,
-        curve=schedule_curve(pledge),
-    )
-
-
-class NoPledges(CityStreamError, ValueError):
-    """The catalogue has no pledge for the year asked for."""
-
-
-def load(
-    conn: psycopg.Connection[Any], *, catalogue: Catalogue, year: int | None = None
-) -> StoreReport:
-    """Store new and changed pledges (of ``year``) with their schedule; unchanged ones stay."""
-    pledges = selected(catalogue, year)
-    if not pledges:
-        raise NoPledges(f"no pledges for {year} in seeds/pledges/ (add seeds/pledges/{year}.yaml)")
-    return store_pledges(conn, [pledge_record(pledge, catalogue) for pledge in pledges])
-
-
-# --------------------------------------------------------------------------- display
-
-
-def _amount(value: Decimal | None, scale: Decimal, unit: str, *, sign: bool = False) -> str:
-    if value is None:
-        return "—"
-    scaled = (value / scale).quantize(Decimal("0.01"))
-    text = f"{scaled:+,.2f}" if sign and scaled else f"{scaled:,.2f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text} {unit}"
-
-
-def status_table(rows: Sequence[PledgeProgress], catalogue: Catalogue, *, on: date) -> Table:
-    """The progress rows as a table, 中文 first."""
-    table = Table(title=f"承诺进度 Pledge progress · {on.isoformat()} (Asia/Shanghai)")
-    table.add_column("承诺 Pledge", min_width=24, ratio=1)
-    for header in ("目标 Target", "实际 Actual", "应完成 Expected", "差额 Gap", "差天数 Gap days"):
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("状态 Status")
-    table.add_column("预计完成 Projected", no_wrap=True)
-    for row in rows:
-        metric = catalogue.metric(row.metric)
-        scale, unit = metric.display_scale, metric.display_unit
-        zh, en, style = STATUS_LABELS[row.status]
-        table.add_row(
-            f"{row.title_zh}\n[dim]{row.title_en}[/]",
-            _amount(row.target, scale, unit),
-            _amount(row.actual_to_date, scale, unit),
-            _amount(row.expected_to_date, scale, unit),
-            _amount(row.gap_units, scale, unit, sign=True),
-            "—" if row.gap_days is None else f"{row.gap_days:+d}",
-            f"[{style}]{zh} {en}[/]",
-            "—" if row.projected_completion is None else row.projected_completion.isoformat(),
-        )
-    return table

@@ -20,9 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from schemas.catalogue import Catalogue, load_catalogue
+from schemas.catalogue import Catalogue
+from schemas.seeds import load_catalogue
 from schemas.validation import FUTURE_TOLERANCE
-from services.simulator import Plan, SimulationError, expected_totals, pledge_positions
+from services.simulator.plan import Plan, expected_totals, pledge_positions
+from services.simulator.plan import plan as make_plan
+from services.simulator.scenario import SimulationError
 from streams.settings import Settings
 
 MONTHS = tuple(str(m) for m in range(1, 13))
@@ -273,8 +276,6 @@ def run_simulation(
     console: Console,
 ) -> tuple[Plan, SendReport | None]:
     """What `citystream simulate` does; ``settings`` may be None for a dry run."""
-    from services.simulator import plan as make_plan
-
     catalogue = load_catalogue()
     with console.status(f"planning {year}…"):
         plan = make_plan(year, seed=seed, until=until, catalogue=catalogue)

@@ -1,4 +1,5 @@
-"""``citystream audit …``: the auditors' commands (registered on the main CLI).
+"""``citystream audit keygen/checkpoint/verify``: the auditors' commands on the ledger as it is
+(services/audit/); ``audit replay/as-of/explain`` are in :mod:`services.cli.audit_history`.
 
 Exit codes, for every command: **0** nothing wrong; **1** something does not hold (a
 broken chain, a rollup that differs, a figure the events do not add up to); **2** the
@@ -15,12 +16,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -35,39 +35,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from services.cli.errors import EXIT_UNAVAILABLE, fail, group
+from services.cli.output import console, err_console
 from streams.settings import get_settings
 
 if TYPE_CHECKING:
     from services.audit.verify import Break
 
-console = Console()
-err_console = Console(stderr=True)
-
+# Something does not hold (a broken link, a differing rollup): what the audit is for.
 EXIT_FOUND = 1
-EXIT_UNAVAILABLE = 3
-EXIT_UNDECODABLE = 4
 # Breaks and differences listed on screen; the count says how many more there are.
 SHOW = 20
-
-
-def _unavailable(message: str, code: int = EXIT_UNAVAILABLE) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)} (nothing was checked)")
-    sys.exit(code)
-
-
-@contextmanager
-def _reachable() -> Iterator[None]:
-    """Database and Kafka failures become exit code 3 with the reason; a Kafka record that
-    cannot be decoded here becomes exit code 4, saying which codec and which record."""
-    from services.kafka.reader import KafkaReadError, UndecodableRecordError
-    from streams.db import DatabaseError
-
-    try:
-        yield
-    except UndecodableRecordError as exc:
-        _unavailable(str(exc), EXIT_UNDECODABLE)
-    except (DatabaseError, KafkaReadError) as exc:
-        _unavailable(str(exc))
 
 
 class _Instant(click.ParamType):
@@ -94,7 +72,7 @@ class _Rate(ProgressColumn):
 
 
 @contextmanager
-def _progress(what: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
+def progress(what: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
     """A progress bar with rate and time left; the hook gets the total, returns advance."""
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -117,11 +95,11 @@ def _progress(what: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
         yield hook
 
 
-def _short(hex_digest: str) -> str:
+def short(hex_digest: str) -> str:
     return hex_digest[:16] + "…" if len(hex_digest) == 64 else hex_digest
 
 
-@click.group()
+@group(unavailable=True)
 def audit() -> None:
     """Verify the ledger, replay history, reproduce past figures, explain every number.
 
@@ -191,7 +169,7 @@ def checkpoint_cmd(key_path: Path, out: Path) -> None:
     except checkpoint.CheckpointError as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from None
     settings = get_settings()
-    with _reachable(), _progress("verifying chains") as hook:
+    with progress("verifying chains") as hook:
         report = verify(settings, progress=hook)
     if not report.ok:
         console.print(
@@ -214,7 +192,10 @@ def checkpoint_cmd(key_path: Path, out: Path) -> None:
             settings, settings.db_schema.encode(), checkpoint.canonical_document(document)
         )
     except (DeliveryError, KafkaAuthenticationError, MissingCredentials) as exc:
-        _unavailable(f"the checkpoint is in {path} but was not published to Kafka: {exc}")
+        fail(
+            f"the checkpoint is in {path} but was not published to Kafka: {exc}",
+            EXIT_UNAVAILABLE,
+        )
     topic = settings.topic_name("city.audit-checkpoints.v1")
     console.print(f"topic: {topic}[{partition}]@{offset}")
 
@@ -272,10 +253,9 @@ def verify_cmd(
         raise click.BadParameter(str(exc), param_hint="--trust") from None
     documents = checkpoint.read_files(checkpoint_paths)
     if from_topic or (from_topic is None and trusted_paths and not checkpoint_paths):
-        with _reachable():
-            documents += _topic_checkpoints()
+        documents += _topic_checkpoints()
     settings = get_settings()
-    with _reachable(), _progress("verifying chains") as hook:
+    with progress("verifying chains") as hook:
         report = verify(settings, progress=hook, checkpoints=documents, trusted=trusted)
     table = Table(title=f"台账哈希链 Ledger hash chains · schema {settings.db_schema}")
     for header in ("topic", "partition", "rows", "head (sha256)", "状态 status"):
@@ -288,7 +268,7 @@ def verify_cmd(
             chain.topic + life,
             str(chain.partition),
             f"{chain.rows:,}",
-            _short(chain.head.hex()),
+            short(chain.head.hex()),
             state,
         )
     console.print(table)
@@ -373,236 +353,3 @@ def _print_checkpoints(report: Any, *, checked: bool) -> None:
             ),
             soft_wrap=True,
         )
-
-
-@audit.command("replay")
-@click.option("--from", "start", type=INSTANT, help="Replay from this moment (ISO 8601).")
-@click.option(
-    "--from-beginning", is_flag=True, help="Replay everything the source holds (the default)."
-)
-@click.option("--to", "end", type=INSTANT, help="Replay up to this moment (default: now).")
-@click.option(
-    "--topics",
-    multiple=True,
-    help="Topics or families to replay, e.g. city.heating.v1 or heating (repeat, or "
-    "separate with commas; default: every family).",
-)
-@click.option(
-    "--source",
-    type=click.Choice(["kafka", "ledger"]),
-    default="kafka",
-    show_default=True,
-    help="Re-read Kafka's records, or the ledger table alone.",
-)
-def replay_cmd(
-    start: datetime | None,
-    from_beginning: bool,
-    end: datetime | None,
-    topics: tuple[str, ...],
-    source: str,
-) -> None:
-    """Recompute every rollup with the workers' own code and diff it against metric_daily.
-
-    Lists every difference by day, subdistrict and metric. --from/--to replay part of the
-    history: the ledger rows before it are the starting state, those after it are taken
-    out of the live rollups before comparing.
-    """
-    from services.audit.common import AuditInputError, select_topics
-    from services.audit.replay import replay_from_kafka, replay_from_ledger
-
-    if start is not None and from_beginning:
-        raise click.UsageError("--from and --from-beginning exclude each other")
-    if start is not None and end is not None and end < start:
-        raise click.BadParameter("must not be before --from", param_hint="--to")
-    try:
-        select_topics(topics)
-    except AuditInputError as exc:
-        raise click.BadParameter(str(exc), param_hint="--topics") from None
-    settings = get_settings()
-    run = replay_from_kafka if source == "kafka" else replay_from_ledger
-    with _reachable(), _progress(f"replaying from {source}") as hook:
-        result = run(settings, start=start, end=end, topics=topics, progress=hook)
-    read = "records" if source == "kafka" else "ledger rows"
-    console.print(
-        f"replayed {result.events_read:,} {read} from {source} in {result.seconds:.2f} s "
-        f"({result.rate:,.0f}/s): accepted {result.accepted:,}, duplicates "
-        f"{result.duplicates:,}, rejected {sum(result.rejected.values()):,}"
-        + (
-            " (" + ", ".join(f"{r} {n}" for r, n in sorted(result.rejected.items())) + ")"
-            if result.rejected
-            else ""
-        )
-    )
-    if result.baseline_rows or result.after_rows:
-        console.print(
-            f"ledger rows before the window taken as recorded: {result.baseline_rows:,}; "
-            f"after it, taken out of the live rollups: {result.after_rows:,}"
-        )
-    for topic, (ms, size) in sorted(result.limited_retention.items()):
-        console.print(
-            f"[yellow]retention:[/] {topic} keeps records for retention.ms={ms}, "
-            f"retention.bytes={size} (not unlimited): records Kafka no longer holds were taken "
-            "from the ledger; fix with kafka-configs --alter --add-config retention.ms=-1"
-        )
-    for topic in result.unread_incarnations:
-        console.print(
-            f"[yellow]topic reset:[/] {topic} was deleted and created again since a worker last "
-            "read it: its earlier records were taken from the ledger, the new ones are not "
-            "stored yet (start a worker)"
-        )
-    if result.unconsumed:
-        console.print(
-            f"[yellow]not replayed:[/] {result.unconsumed:,} Kafka records the workers have not "
-            "stored yet (the live rollups cannot contain them yet)"
-        )
-    for event_id, reason in result.refused_in_ledger[:SHOW]:
-        console.print(f"[bold red]ledger correction refused by the rules[/] {event_id}: {reason}")
-    differences = result.differences()
-    if not differences and not result.refused_in_ledger:
-        console.print(
-            f"[green]no differences[/]: all {len(result.live):,} rollup rows of "
-            f"{len(result.topics)} topic(s) equal the replay"
-        )
-        return
-    table = Table(title="差异 Differences: live metric_daily vs replay")
-    for header in ("day", "subdistrict", "metric", "live", "replayed", "live − replayed"):
-        table.add_column(header, justify="right" if header[0] in "lr" else "left")
-    table.add_column("events live/replayed", justify="right")
-    from services.audit.common import quantity
-
-    for d in differences[: SHOW * 5]:
-        table.add_row(
-            d.day.isoformat(),
-            d.district,
-            d.metric,
-            quantity(d.live_total),
-            quantity(d.replayed_total),
-            quantity(d.delta),
-            f"{d.live_events}/{d.replayed_events}",
-        )
-    console.print(table)
-    console.print(f"[bold red]{len(differences)} rollup row(s) differ[/]")
-    sys.exit(EXIT_FOUND)
-
-
-@audit.command("as-of")
-@click.argument("moment", metavar="TIME", type=INSTANT)
-@click.option(
-    "--on",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Status day, YYYY-MM-DD (default: TIME's date in Asia/Shanghai, as `pledges "
-    "status` showed by default at that moment).",
-)
-@click.option("--year", type=int, help="Only this year's pledges (default: every year).")
-def as_of_cmd(moment: datetime, on: datetime | None, year: int | None) -> None:
-    """Pledge progress exactly as `pledges status` showed it at TIME.
-
-    Only events ingested by TIME count, and corrections only if ingested by then.
-    TIME is ISO 8601, e.g. 2024-06-30T18:00:00+08:00 (Asia/Shanghai without an offset).
-    """
-    from schemas.catalogue import load_catalogue
-    from services.audit import store
-    from services.audit.as_of import default_day, progress_as_of
-    from services.pledges import selected, status_table
-
-    catalogue = load_catalogue()
-    if not selected(catalogue, year):
-        raise click.BadParameter(f"no pledges for {year} in seeds/pledges/", param_hint="--year")
-    day: date = on.date() if on is not None else default_day(moment)
-    with _reachable(), store.snapshot(get_settings()) as conn:
-        rows = progress_as_of(conn, at=moment, on=day, year=year, catalogue=catalogue)
-        ingested = store.ingested_count(conn, ingested_by=moment)
-    console.print(
-        f"截至 As shown at {moment.isoformat()}: {ingested:,} ledger rows had been ingested"
-    )
-    console.print(status_table(rows, catalogue, on=day))
-
-
-@audit.command("explain")
-@click.argument("pledge_id", metavar="PLEDGE")
-@click.option("--as-of", "moment", type=INSTANT, help="Explain the figure shown at this moment.")
-@click.option(
-    "--on",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Status day, YYYY-MM-DD (default: today, or the --as-of moment's date).",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write every line to FILE.xlsx or FILE.csv.",
-)
-def explain_cmd(
-    pledge_id: str, moment: datetime | None, on: datetime | None, out: Path | None
-) -> None:
-    """The events behind PLEDGE's figure, summing exactly to it.
-
-    Each line: event id, department, subdistrict, occurred_at, ingested_at, value, source
-    reference and correction chain; `counted` is what the line adds to the figure.
-    """
-    from schemas.catalogue import load_catalogue
-    from services.audit import store
-    from services.audit.common import AuditInputError, quantity
-    from services.audit.explain import explain, find_pledge, write
-    from streams.rollup import LOCAL_TZ, local_day
-
-    catalogue = load_catalogue()
-    try:
-        pledge = find_pledge(catalogue, pledge_id)
-    except AuditInputError as exc:
-        raise click.BadParameter(str(exc), param_hint="PLEDGE") from None
-    if out is not None and out.suffix.lower() not in (".csv", ".xlsx"):
-        raise click.BadParameter(f"{out.name} must end in .csv or .xlsx", param_hint="--out")
-    with _reachable(), store.snapshot(get_settings()) as conn:
-        result = explain(
-            conn, pledge, catalogue, at=moment, on=on.date() if on is not None else None
-        )
-    shown = "live" if moment is None else f"as of {moment.isoformat()}"
-    console.print(
-        f"[bold]{escape(pledge.title_zh)}[/] / {escape(pledge.title_en)} ({pledge.id}, "
-        f"{pledge.metric}, {pledge.unit}) · status day {result.on} · {shown}"
-    )
-    console.print("[dim]ids shortened here; --out writes every column whole (source_ref, …)[/]")
-    if result.figure is None:
-        console.print("not measurable: no event measures this pledge, so there is no figure")
-        return
-    items = pledge.progress_from == "items"
-    table = Table(box=None, pad_edge=False)
-    for header in ("kind", *(("item",) if items else ()), "event", "district", "occurred"):
-        table.add_column(header, no_wrap=True)
-    table.add_column("ingested (UTC+8)", no_wrap=True)
-    for header in ("value", "counted"):
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("corrections (→ corrects, ← corrected by)", overflow="fold", min_width=14)
-    for line in result.lines[: SHOW * 3]:
-        e = line.event
-        chain = (f"→ {str(e.corrects)[:8]}" if e is not None and e.corrects else "") + " ".join(
-            f"← {str(c.event_id)[:8]} {quantity(c.value)}" for c in line.corrected_by
-        )
-        table.add_row(
-            line.kind,
-            *((line.item or "",) if items else ()),
-            "" if e is None else str(e.event_id)[:8],
-            "" if e is None else e.district,
-            "" if e is None else local_day(e.occurred_at).isoformat(),
-            "" if e is None else f"{e.ingested_at.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M:%S}",
-            "" if line.value is None else quantity(line.value),
-            quantity(line.counted),
-            chain,
-        )
-    console.print(table)
-    if len(result.lines) > SHOW * 3:
-        console.print(f"… {len(result.lines) - SHOW * 3:,} more lines (all of them with --out)")
-    if out is not None:
-        write(result, out)
-        console.print(f"{len(result.lines):,} lines written to {out}")
-    verdict = "[green]= the figure shown[/]" if result.adds_up else "[bold red]≠[/]"
-    console.print(
-        f"{len(result.lines):,} lines, counted sum {quantity(result.total)} {verdict} "
-        f"{quantity(result.figure)} {pledge.unit}"
-    )
-    if not result.adds_up:
-        console.print(
-            "[bold red]the ledger does not add up to the figure shown[/]: run "
-            "`citystream audit replay` to list the rollup rows that differ"
-        )
-        sys.exit(EXIT_FOUND)

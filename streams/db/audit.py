@@ -1,11 +1,12 @@
-"""The audit's reads from PostgreSQL: the ledger (``events``), ``metric_daily`` and
-``consumer_offsets``. Nothing here writes.
+"""The audit's reads of PostgreSQL: the ledger (``events``, as :class:`LedgerRow`),
+``metric_daily`` and ``deadletters``; the cursors (``consumer_offsets``,
+``topic_incarnations``) are read through :mod:`streams.db.cursors`. Nothing here writes.
 
 Every audit reads inside one ``REPEATABLE READ, READ ONLY`` transaction (:func:`snapshot`),
 so the chains, the chain heads and the rollups it compares are one consistent state even
 while workers keep writing. Large reads go through server-side cursors, never all at once.
 Connects as the read-only auditor role: ``CITYSTREAM_AUDIT_DATABASE_URL``,
-``CITYSTREAM_DB_SCHEMA`` (through ``streams.db``).
+``CITYSTREAM_DB_SCHEMA``.
 """
 
 from __future__ import annotations
@@ -16,20 +17,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import orjson
 import psycopg
 from psycopg import IsolationLevel, sql
+from psycopg.rows import RowFactory, tuple_row
 from psycopg.types.json import set_json_loads
 
+from streams.batch import TopicPartition
 from streams.db import connect, errors
+from streams.db.ledger_row import LedgerRow, ReplayRow, ledger_rows, rows_of, select_list
 from streams.rollup import RollupKey
 from streams.settings import Settings
 
-TP = tuple[str, int]
 Conn = psycopg.Connection[Any]
+R = TypeVar("R")
 
 # Rows per round trip of a server-side cursor: large enough that the trips cost little,
 # small enough that a batch is a few MB.
@@ -52,59 +56,46 @@ def snapshot(settings: Settings) -> Iterator[Conn]:
         conn.close()
 
 
-def _stream(conn: Conn, query: sql.Composed | sql.SQL, params: Sequence[Any] = ()) -> Iterator[Any]:
+def _stream(
+    conn: Conn,
+    query: sql.Composed | sql.SQL,
+    params: Sequence[Any],
+    row_factory: RowFactory[R],
+) -> Iterator[R]:
     name = f"citystream_audit_{next(_cursor_names)}"
-    with errors("reading the ledger"), conn.cursor(name=name, binary=True) as cur:
+    with (
+        errors("reading the ledger"),
+        conn.cursor(name=name, binary=True, row_factory=row_factory) as cur,
+    ):
         cur.itersize = FETCH_ROWS
         cur.execute(query, params)
         yield from cur
 
 
+def _count(conn: Conn, query: sql.Composed | sql.SQL, params: Sequence[Any] = ()) -> int:
+    with errors("counting ledger rows"):
+        row = conn.execute(query, params).fetchone()
+    return int(row[0]) if row else 0
+
+
 # --------------------------------------------------------------------------- chains
 
-CHAIN_COLUMNS = sql.SQL(
-    """event_id, topic, partition, kafka_offset, ingested_at, payload, measures, prev_hash,
-       hash, event_type, schema_version, department, district, occurred_at, reported_at,
-       project, source_ref, corrects, incarnation"""
-)
 
-
-def chain_rows(conn: Conn) -> Iterator[tuple[Any, ...]]:
+def chain_rows(conn: Conn) -> Iterator[LedgerRow]:
     """Every ledger row, each topic-incarnation-partition in offset order (the chain's
-    order), as tuples of :data:`CHAIN_COLUMNS`."""
+    order)."""
     return _stream(
         conn,
         sql.SQL(
             "SELECT {} FROM events ORDER BY topic, incarnation, partition, kafka_offset"
-        ).format(CHAIN_COLUMNS),
+        ).format(select_list()),
+        (),
+        ledger_rows,
     )
 
 
-# (topic, incarnation, partition)
-ChainKey = tuple[str, int, int]
-
-
-def consumer_offsets(conn: Conn) -> dict[ChainKey, tuple[int, bytes]]:
-    """(topic, incarnation, partition) → (next offset, chain head) as the sink recorded
-    them."""
-    with errors("reading consumer_offsets"):
-        rows = conn.execute(
-            "SELECT topic, incarnation, partition, next_offset, last_hash FROM consumer_offsets"
-        ).fetchall()
-    return {(row[0], row[1], row[2]): (int(row[3]), bytes(row[4])) for row in rows}
-
-
-def incarnations(conn: Conn) -> dict[str, list[tuple[int, UUID | None]]]:
-    """Topic → its recorded incarnations (number, topic id), oldest first."""
-    with errors("reading topic_incarnations"):
-        rows = conn.execute(
-            "SELECT topic, incarnation, topic_id FROM topic_incarnations "
-            "ORDER BY topic, incarnation"
-        ).fetchall()
-    found: dict[str, list[tuple[int, UUID | None]]] = {}
-    for topic, number, topic_id in rows:
-        found.setdefault(topic, []).append((int(number), topic_id))
-    return found
+def row_count(conn: Conn) -> int:
+    return _count(conn, sql.SQL("SELECT count(*) FROM events"))
 
 
 # --------------------------------------------------------------------------- replay
@@ -123,19 +114,13 @@ class OffsetWindow:
     """Ledger rows by Kafka position: per partition of the incarnation Kafka holds, offsets
     [first, past-last). Rows of a topic's earlier incarnations lie before every window."""
 
-    bounds: Mapping[TP, tuple[int, int]]
+    bounds: Mapping[TopicPartition, tuple[int, int]]
     # Topic → the incarnation whose records Kafka holds (1 where none was recorded).
     incarnations: Mapping[str, int]
 
 
 Window = TimeWindow | OffsetWindow
 Part = Literal["before", "inside", "after"]
-
-# event_id, event_type, district, occurred_at, measures, corrects, ingested_at, payload
-REPLAY_COLUMNS = sql.SQL(
-    "e.event_id, e.event_type, e.district, e.occurred_at, e.measures, e.corrects, "
-    "e.ingested_at, {payload}"
-)
 
 
 class _Part:
@@ -198,6 +183,12 @@ class _Part:
         return query, [*self.join_params, list(topics), *self.params]
 
 
+_replay_rows = rows_of(ReplayRow)
+# For readers that need only corrections' payloads (replay judges them again, explain shows
+# why and who approved): the others' are left out, and with them most of what rows weigh.
+_CORRECTIONS_PAYLOAD = {"payload": sql.SQL("CASE WHEN e.corrects IS NOT NULL THEN e.payload END")}
+
+
 def replay_rows(
     conn: Conn,
     *,
@@ -206,27 +197,24 @@ def replay_rows(
     part: Part,
     payloads: bool,
     ordered: bool,
-) -> Iterator[tuple[Any, ...]]:
-    """Ledger rows of ``topics`` in one part of ``window``, as tuples of
-    :data:`REPLAY_COLUMNS`; the payload of every row if ``payloads``, else of corrections
-    only. ``ordered``: in ingest order (``ingested_at``, then Kafka position)."""
-    payload = sql.SQL(
-        "e.payload" if payloads else "CASE WHEN e.corrects IS NOT NULL THEN e.payload END"
-    )
+) -> Iterator[ReplayRow]:
+    """Ledger rows of ``topics`` in one part of ``window``; the payload of every row if
+    ``payloads``, else of corrections only (None for the others: most of what a row
+    weighs). ``ordered``: in ingest order (``ingested_at``, then Kafka position)."""
+    instead = {} if payloads else _CORRECTIONS_PAYLOAD
     order = (
         "ORDER BY e.ingested_at, e.topic, e.incarnation, e.partition, e.kafka_offset"
         if ordered
         else ""
     )
-    query, params = _Part(window, part).query(REPLAY_COLUMNS.format(payload=payload), topics, order)
-    return _stream(conn, query, params)
+    columns = select_list("e", instead, ReplayRow)
+    query, params = _Part(window, part).query(columns, topics, order)
+    return _stream(conn, query, params, _replay_rows)
 
 
 def count_rows(conn: Conn, *, topics: Sequence[str], window: Window, part: Part) -> int:
     query, params = _Part(window, part).query(sql.SQL("count(*)"), topics)
-    with errors("counting ledger rows"):
-        row = conn.execute(query, params).fetchone()
-    return int(row[0]) if row else 0
+    return _count(conn, query, params)
 
 
 # The dead letters whose verdict came from storing them, not from the rules: PostgreSQL
@@ -257,6 +245,7 @@ def event_ids(conn: Conn, *, except_topics: Sequence[str]) -> Iterator[UUID]:
         conn,
         sql.SQL("SELECT event_id FROM events WHERE NOT (topic = ANY(%s))"),
         [list(except_topics)],
+        tuple_row,
     ):
         yield row[0]
 
@@ -285,56 +274,13 @@ def rollups(conn: Conn, *, families: Sequence[str]) -> dict[RollupKey, tuple[Dec
 # --------------------------------------------------------------------------- as-of, explain
 
 
-@dataclass(frozen=True)
-class LedgerEvent:
-    """A ledger row as an auditor reads it, with its amount of one metric."""
-
-    event_id: UUID
-    event_type: str
-    department: str
-    district: str
-    occurred_at: datetime
-    ingested_at: datetime
-    project: str | None
-    source_ref: str | None
-    corrects: UUID | None
-    value: Decimal  # the metric's quantity in this row (0 if it has none)
-    reason: str | None  # corrections: why, and who approved it
-    approved_by: str | None
-
-
-_EVENT_COLUMNS = sql.SQL(
-    "event_id, event_type, department, district, occurred_at, ingested_at, project, "
-    "source_ref, corrects, coalesce(measures ->> {metric}, '0'), payload ->> 'reason', "
-    "payload ->> 'approved_by'"
-)
-
-
-def _ledger_events(
-    conn: Conn, metric: str, condition: sql.Composable, params: Sequence[Any]
-) -> list[LedgerEvent]:
-    query = sql.SQL("SELECT {} FROM events WHERE {} ORDER BY occurred_at, event_id").format(
-        _EVENT_COLUMNS.format(metric=sql.Literal(metric)), condition
+def _ledger_events(conn: Conn, condition: sql.Composable, params: Sequence[Any]) -> list[LedgerRow]:
+    """Ledger rows matching ``condition``, by occurrence; payloads of corrections only."""
+    query = sql.SQL("SELECT {} FROM events e WHERE {} ORDER BY occurred_at, event_id").format(
+        select_list("e", _CORRECTIONS_PAYLOAD), condition
     )
     with errors("reading the events ledger"):
-        rows = conn.execute(query, params).fetchall()
-    return [
-        LedgerEvent(
-            event_id=row[0],
-            event_type=row[1],
-            department=row[2],
-            district=row[3],
-            occurred_at=row[4],
-            ingested_at=row[5],
-            project=row[6],
-            source_ref=row[7],
-            corrects=row[8],
-            value=Decimal(row[9]),
-            reason=row[10],
-            approved_by=row[11],
-        )
-        for row in rows
-    ]
+        return conn.cursor(row_factory=ledger_rows).execute(query, params).fetchall()
 
 
 def _ingested(ingested_by: datetime | None) -> tuple[sql.Composable, list[Any]]:
@@ -351,7 +297,7 @@ def metric_events(
     until: datetime,
     district: str | None,
     ingested_by: datetime | None,
-) -> list[LedgerEvent]:
+) -> list[LedgerRow]:
     """Rows adding to ``metric`` (originals and corrections) that occurred in
     [``first``, ``until``), of ``district`` if given, ingested by ``ingested_by`` if given:
     exactly the rows whose sum is the metric's ``metric_daily`` total over those days."""
@@ -359,18 +305,17 @@ def metric_events(
     district_filter = sql.SQL("true") if district is None else sql.SQL("district = %s")
     condition = sql.SQL("measures ? %s AND occurred_at >= %s AND occurred_at < %s AND {} AND {}")
     params = [metric, first, until, *([] if district is None else [district]), *ingested_params]
-    return _ledger_events(conn, metric, condition.format(district_filter, ingested), params)
+    return _ledger_events(conn, condition.format(district_filter, ingested), params)
 
 
 def item_events(
     conn: Conn,
     *,
-    metric: str,
     event_types: Sequence[str],
     codes: Sequence[str],
     until: datetime,
     ingested_by: datetime | None,
-) -> tuple[list[LedgerEvent], list[LedgerEvent]]:
+) -> tuple[list[LedgerRow], list[LedgerRow]]:
     """As :func:`streams.db.pledges.item_events` (events of ``event_types`` naming one of
     ``codes``, and their corrections, occurring before ``until``), only counting rows
     ingested by ``ingested_by`` when it is given."""
@@ -379,7 +324,6 @@ def item_events(
     ingested, ingested_params = _ingested(ingested_by)
     originals = _ledger_events(
         conn,
-        metric,
         sql.SQL("event_type = ANY(%s) AND project = ANY(%s) AND occurred_at < %s AND {}").format(
             ingested
         ),
@@ -387,7 +331,6 @@ def item_events(
     )
     corrections = _ledger_events(
         conn,
-        metric,
         sql.SQL("corrects = ANY(%s) AND occurred_at < %s AND {}").format(ingested),
         [[e.event_id for e in originals], until, *ingested_params],
     )
@@ -395,23 +338,20 @@ def item_events(
 
 
 def corrections_of(
-    conn: Conn, *, metric: str, ids: Sequence[UUID], ingested_by: datetime | None
-) -> list[LedgerEvent]:
+    conn: Conn, *, ids: Sequence[UUID], ingested_by: datetime | None
+) -> list[LedgerRow]:
     """The ledger's corrections of the events ``ids`` (ingested by ``ingested_by``)."""
     if not ids:
         return []
     ingested, ingested_params = _ingested(ingested_by)
     return _ledger_events(
         conn,
-        metric,
         sql.SQL("corrects = ANY(%s) AND {}").format(ingested),
         [list(ids), *ingested_params],
     )
 
 
 def ingested_count(conn: Conn, *, ingested_by: datetime) -> int:
-    with errors("counting ledger rows"):
-        row = conn.execute(
-            "SELECT count(*) FROM events WHERE ingested_at <= %s", (ingested_by,)
-        ).fetchone()
-    return int(row[0]) if row else 0
+    return _count(
+        conn, sql.SQL("SELECT count(*) FROM events WHERE ingested_at <= %s"), [ingested_by]
+    )

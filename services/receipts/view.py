@@ -1,7 +1,7 @@
 """What a department makes of its receipts, without Kafka: the outcome of records it sent
 (:class:`Waiting`), and what the ledger holds of its events (:func:`fold`). Pure, so the
-import's stages use it without loading a Kafka client; :mod:`services.receipts` reads the
-topic and feeds these.
+import's stages use it without loading a Kafka client; :mod:`services.kafka.receipts` reads
+the topic and feeds these.
 """
 
 from __future__ import annotations

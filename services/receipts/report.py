@@ -1,28 +1,24 @@
-"""``citystream receipts``: a department's receipts as a table, CSV or XLSX; and
-``citystream receipts-rebuild``, which publishes them again from PostgreSQL (operators).
+"""``citystream receipts``: a department's receipts as a table, CSV or XLSX.
 
-Reads ``city.receipts.<department>.v1`` (:mod:`services.receipts`); ``rebuild`` also reads
-``consumer_offsets``, ``events`` and ``deadletters`` and writes the receipts topic.
+Reads ``city.receipts.<department>.v1`` as the department (:mod:`services.kafka.receipts`);
+nothing else. ``citystream receipts-rebuild`` is :mod:`services.receipts.rebuild`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from psycopg import sql
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from schemas.errors import CityStreamError
 from schemas.receipts import Receipt
-from schemas.topics import BY_FAMILY, receipts_topic
-from services.receipts import ReceiptReader, ReceiptsError
+from services.kafka.receipts import ReceiptReader, ReceiptsError
 from streams.rollup import LOCAL_TZ
 from streams.settings import Settings
 
@@ -163,84 +159,3 @@ def write(found: list[Receipt], path: Path) -> None:
     for receipt in found:
         sheet.append(_row(receipt))
     book.save(path)
-
-
-def rebuild(settings: Settings, department: str) -> int:
-    """Publish every receipt of the department's records again, re-derived from PostgreSQL
-    as a newly assigned worker does for a partition's last batch: ledger rows are stored
-    receipts, dead letters refused ones; then each partition's mark. Duplicates left no row
-    and get no receipt (the marks tell readers). Returns the receipts published."""
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
-    from services.kafka.client import KafkaAuthenticationError, kafka_client
-    from streams.db import DatabaseError
-    from streams.settings import MissingCredentials
-
-    try:
-        outgoing = asyncio.run(_rederive_all(settings, department))
-    except DatabaseError as exc:
-        raise ReceiptReportError(f"{exc} (receipts-rebuild reads PostgreSQL)") from exc
-    topic = settings.topic_name(receipts_topic(department))
-    try:
-        # As the workers, the one principal that may write receipts.
-        producer = kafka_client(
-            KafkaProducer,
-            settings,
-            "worker",
-            timeout_s=settings.producer_timeout_s,
-            acks="all",
-            enable_idempotence=True,
-            client_id="citystream-receipts-rebuild",
-        )
-    except (MissingCredentials, KafkaAuthenticationError, KafkaError) as exc:
-        raise ReceiptReportError(f"{exc} (receipts-rebuild writes as the workers)") from exc
-    try:
-        receipts, marks = outgoing
-        for out in receipts:
-            producer.send(topic, out.value, key=out.key)
-        producer.flush(timeout=settings.producer_timeout_s)  # receipts before their marks
-        for out in marks:
-            producer.send(topic, out.value, key=out.key)
-        producer.flush(timeout=settings.producer_timeout_s)
-    except KafkaError as exc:
-        raise ReceiptReportError(f"publishing receipts failed: {exc}") from exc
-    finally:
-        producer.close()
-    return sum(out.receipts for out in receipts)
-
-
-_STORED_OFFSETS = sql.SQL(
-    """SELECT incarnation, partition, next_offset FROM consumer_offsets
-       WHERE topic = %s ORDER BY incarnation, partition"""
-)
-
-
-async def _rederive_all(settings: Settings, department: str) -> tuple[list[Any], list[Any]]:
-    from streams import receipts as worker_receipts
-    from streams.db import connect_async
-
-    receipts: list[Any] = []
-    marks: list[Any] = []
-    conn = await connect_async(settings)
-    try:
-        async with conn.transaction():
-            for spec in BY_FAMILY.values():
-                if department not in spec.departments:
-                    continue
-                cur = await conn.execute(_STORED_OFFSETS, (settings.topic_name(spec.name),))
-                for incarnation, partition, next_offset in await cur.fetchall():
-                    found, marked = await worker_receipts.rederive(
-                        conn,
-                        spec,
-                        topic=settings.topic_name(spec.name),
-                        incarnation=int(incarnation),
-                        partition=int(partition),
-                        start=0,
-                        stop=int(next_offset),
-                    )
-                    receipts.extend(o for o in found if o.department == department)
-                    marks.extend(o for o in marked if o.department == department)
-    finally:
-        await conn.close()
-    return receipts, marks

@@ -15,8 +15,8 @@ Three uses:
   how the ledger import tells an unchanged row from a changed one.
 
 What the reader makes of the receipts (:class:`Waiting`, :func:`fold`) is pure and lives in
-:mod:`services.receipts_view`; ``citystream receipts-rebuild`` (operators, with database
-access; :mod:`services.receipt_report`) publishes a department's receipts again from
+:mod:`services.receipts.view`; ``citystream receipts-rebuild`` (operators, with database
+access; :mod:`services.receipts.rebuild`) publishes a department's receipts again from
 PostgreSQL: for a ledger older than receipts, or a receipts topic lost.
 
 Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_TOPIC_NAMESPACE``,
@@ -26,37 +26,18 @@ Env: ``CITYSTREAM_KAFKA_BOOTSTRAP``, ``CITYSTREAM_TOPIC_NAMESPACE``,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from schemas.errors import CityStreamError
 from schemas.receipts import Mark, Receipt, decode_record
 from schemas.topics import receipts_topic
 from services.kafka.client import KafkaAuthenticationError, kafka_client
-from services.receipts_view import (
-    HeldEvent,
-    LedgerView,
-    Outcome,
-    Position,
-    Waiting,
-    fold,
-)
+from services.receipts.view import LedgerView, Outcome, Position, Waiting, fold
 from streams.settings import MissingCredentials, Settings
-
-__all__ = [
-    "HeldEvent",
-    "LedgerView",
-    "Outcome",
-    "Position",
-    "ReceiptReader",
-    "ReceiptsError",
-    "Waiting",
-    "fold",
-]
-
 
 # How long a topic missing from the metadata is asked for again before it counts as missing.
 TOPIC_WAIT_S = 3.0
@@ -221,3 +202,30 @@ class ReceiptReader:
         if stop == 0:
             return LedgerView()
         return fold((decoded for decoded, _ in self._records(0, stop)), event_ids)
+
+
+def publish_again(settings: Settings, topic: str, *waves: Sequence[tuple[bytes, bytes]]) -> None:
+    """As the workers (the one principal that may write receipts): publish ``(key, value)``
+    records to a receipts topic again, each wave acknowledged before the next is sent
+    (receipts before the marks that vouch for them). Raises ReceiptsError."""
+    try:
+        producer = kafka_client(
+            KafkaProducer,
+            settings,
+            "worker",
+            timeout_s=settings.producer_timeout_s,
+            acks="all",
+            enable_idempotence=True,
+            client_id="citystream-receipts-rebuild",
+        )
+    except (MissingCredentials, KafkaAuthenticationError, KafkaError) as exc:
+        raise ReceiptsError(f"{exc} (receipts-rebuild writes as the workers)") from exc
+    try:
+        for wave in waves:
+            for key, value in wave:
+                producer.send(topic, value, key=key)
+            producer.flush(timeout=settings.producer_timeout_s)
+    except KafkaError as exc:
+        raise ReceiptsError(f"publishing receipts failed: {exc}") from exc
+    finally:
+        producer.close()

@@ -225,6 +225,11 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "worker": {"batch_size": base.batch_size, "batch_wait_s": base.batch_wait_s},
     }
+
+    # Saved after every part: a part that fails loses nothing measured before it.
+    def save() -> None:
+        (OUT / "bench.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
     if "throughput" not in args.skip:
         console.print(f"throughput: {args.events:,} events through one worker…")
         records = heating_records(args.events, seed=1)
@@ -242,16 +247,19 @@ def main() -> None:
                 result[run]["ratio_vs_naive"] = round(
                     result[run]["events_per_s"] / result["naive"]["events_per_s"], 1
                 )
+        save()
     if "latency" not in args.skip:
         console.print(f"latency at {args.rate:,.0f} events/s for {args.latency_seconds:.0f} s…")
         result["latency"] = _latency(base, args.rate, args.latency_seconds)
+        save()
     if "queries" not in args.skip:
         console.print(f"queries over {args.ledger_rows:,} ledger rows…")
         result["queries"] = _queries(base, args.ledger_rows)
+        save()
     if "auth" not in args.skip:
         console.print(f"authentication: {args.auth_events:,} records with and without it…")
         result["auth"] = auth_cost.measure(base, heating_records(args.auth_events, seed=3))
-    (OUT / "bench.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        save()
     _print(result)
 
 

@@ -202,9 +202,11 @@ def _copy(conn: Any, table: str, columns: str, rows: list[tuple[Any, ...]]) -> N
 
 def compress(settings: Settings) -> tuple[int, float]:
     """TimescaleDB: compress the ledger chunks older than 30 days, as the policy would;
-    (chunks compressed, seconds). Plain PostgreSQL: nothing."""
+    (chunks compressed, seconds). Plain PostgreSQL: nothing. As the admin: compressing
+    alters the hypertable, which only its owner may (the policy's job runs as
+    citystream_owner); the workers' role may only append to the ledger."""
     started = time.monotonic()
-    with connect(settings) as conn:
+    with connect(settings, admin=True) as conn:
         if "events" not in _hypertables(conn, settings):
             return 0, 0.0
         chunks = conn.execute(

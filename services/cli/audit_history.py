@@ -159,11 +159,7 @@ def as_of_cmd(moment: datetime, on: datetime | None, year: int | None) -> None:
 @audit.command("explain")
 @click.argument("pledge_id", metavar="PLEDGE")
 @click.option("--as-of", "moment", type=INSTANT, help="Explain the figure shown at this moment.")
-@click.option(
-    "--on",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Status day, YYYY-MM-DD (default: today, or the --as-of moment's date).",
-)
+@on_day("Status day, YYYY-MM-DD (default: today, or the --as-of moment's date).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

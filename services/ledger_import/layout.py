@@ -90,7 +90,7 @@ def infer_event_type(columns: Iterable[Column]) -> list[str]:
     return fits
 
 
-def _letter(index: int) -> str:
+def column_letter(index: int) -> str:
     """Column A, B, …, Z, AA as Excel names it."""
     letters = ""
     index += 1
@@ -191,9 +191,9 @@ def _two_row_refusal(
         for i in range(min(len(upper), len(lower)))
         if upper[i].strip() and lower[i]
     ]
-    bad = "、".join(f"{lower[i]} (column {_letter(i)})" for i in unknown)
+    bad = "、".join(f"{lower[i]} (column {column_letter(i)})" for i in unknown)
     single = " | ".join(
-        f"{_letter(i)} {lower[i] if i < len(lower) and lower[i] else upper[i].strip()}"
+        f"{column_letter(i)} {lower[i] if i < len(lower) and lower[i] else upper[i].strip()}"
         for i in range(max(len(upper), len(lower)))
         if (i < len(lower) and lower[i]) or (i < len(upper) and upper[i].strip())
     )

@@ -39,7 +39,7 @@ from services.ledger_import.headers import (
     match_header,
     scale_from_unit,
 )
-from services.ledger_import.layout import Layout, Options, ledger_columns
+from services.ledger_import.layout import Layout, Options, column_letter, ledger_columns
 from services.ledger_import.totals import (
     AMOUNT_FIELDS,
     TOTAL_WORDS_RE,
@@ -179,7 +179,7 @@ def _plan_row(
         # row with empty cells is skipped rather than refused.
         if type(cell) is str and TOTAL_WORDS_RE.search(cell):
             header = columns[index].header if index < len(columns) else ""
-            plan.totals.append(SkippedTotal(number, cell.strip(), header or _column_letter(index)))
+            plan.totals.append(SkippedTotal(number, cell.strip(), header or column_letter(index)))
             plan.sums.new_section()
             return
     cell_texts = tuple(display(c) for c in cells)
@@ -223,7 +223,7 @@ def _plan_row(
 def _reject_unnamed(
     plan: Plan, number: int, index: int, value: Any, cells: tuple[str, ...]
 ) -> None:
-    letter = _column_letter(index)
+    letter = column_letter(index)
     why = Rejection.build(
         "unknown_field",
         None,
@@ -464,12 +464,3 @@ def _reject_row(
     plan.rejected.append(
         RowRejection.of(number, rejection, column=column, value=value, cells=cells)
     )
-
-
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters

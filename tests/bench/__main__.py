@@ -10,7 +10,9 @@
    the commit that makes it visible (sampled every 20 ms) → p50 / p99;
 4. queries: a ledger of ``--ledger-rows`` rows, a 30-day daily series per pledge from the
    rollup and from the raw ledger → p50 / p95;
-5. authentication: producer throughput and the cost of a new connection on the stack's
+5. periods: ``--period-years`` of daily rollups; the weekly and monthly views' series
+   (tests/bench/periods.py) → p50 / p95;
+6. authentication: producer throughput and the cost of a new connection on the stack's
    broker (SASL/SCRAM-SHA-512, ACLs) against a twin broker without them
    (tests/bench/auth_cost.py), ``--auth-events`` records, three runs each.
 Each part runs in its own schema and topic namespace, dropped afterwards.
@@ -33,7 +35,7 @@ from rich.table import Table
 
 from streams.db import connect
 from streams.settings import Settings
-from tests.bench import auth_cost, pipeline, queries
+from tests.bench import auth_cost, periods, pipeline, queries
 from tests.bench.workload import heating_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,6 +175,23 @@ def _engines(base: Settings) -> list[tuple[str, Settings]]:
     return engines
 
 
+def _periods(base: Settings, years: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"years": years, "engines": {}}
+    for engine, engine_settings in _engines(base):
+        settings = pipeline.isolated(engine_settings, "periods")
+        try:
+            rows = periods.fill(settings, years)
+            chunks = periods.compress(settings)
+            out["engines"][engine] = {
+                "daily_rows": rows,
+                "compressed_chunks": chunks,
+                **periods.measure(settings, years),
+            }
+        finally:
+            pipeline.drop(settings)
+    return out
+
+
 def _queries(base: Settings, rows: int) -> dict[str, Any]:
     out: dict[str, Any] = {"ledger_rows": rows, "engines": {}}
     for engine, engine_settings in _engines(base):
@@ -214,8 +233,15 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--ledger-rows", type=int, default=10_000_000)
     parser.add_argument("--auth-events", type=int, default=200_000)
+    parser.add_argument("--period-years", type=int, default=10)
     parser.add_argument(
-        "--skip", action="append", default=[], help="throughput|audit|latency|queries|auth"
+        "--skip",
+        action="append",
+        default=[],
+        help="throughput|audit|latency|queries|periods|auth",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=OUT / "bench.json", help="where the figures are written"
     )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
@@ -228,7 +254,7 @@ def main() -> None:
 
     # Saved after every part: a part that fails loses nothing measured before it.
     def save() -> None:
-        (OUT / "bench.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 
     if "throughput" not in args.skip:
         console.print(f"throughput: {args.events:,} events through one worker…")
@@ -255,6 +281,10 @@ def main() -> None:
     if "queries" not in args.skip:
         console.print(f"queries over {args.ledger_rows:,} ledger rows…")
         result["queries"] = _queries(base, args.ledger_rows)
+        save()
+    if "periods" not in args.skip:
+        console.print(f"weekly and monthly rollups over {args.period_years} years…")
+        result["periods"] = _periods(base, args.period_years)
         save()
     if "auth" not in args.skip:
         console.print(f"authentication: {args.auth_events:,} records with and without it…")
@@ -320,6 +350,23 @@ def _print(result: dict[str, Any]) -> None:
     console.print(table)
     if "queries" in result:
         _print_engines(result["queries"])
+    if "periods" in result:
+        _print_periods(result["periods"])
+
+
+def _print_periods(p: dict[str, Any]) -> None:
+    engines = list(p["engines"])
+    table = Table(
+        f"{p['years']} years of daily rollups", *engines, title="weekly and monthly views (p95)"
+    )
+    figures = p["engines"]
+    table.add_row("rollup rows", *(f"{figures[e]['daily_rows']:,}" for e in engines))
+    for name in periods.QUERIES:
+        table.add_row(name, *(f"{figures[e][name]['p95_ms']:,} ms" for e in engines))
+    table.add_row(
+        "views equal metric_daily", *(str(figures[e]["views_equal_daily"]) for e in engines)
+    )
+    console.print(table)
 
 
 def _print_engines(q: dict[str, Any]) -> None:

@@ -202,17 +202,24 @@ def _copy(conn: Any, table: str, columns: str, rows: list[tuple[Any, ...]]) -> N
 
 def compress(settings: Settings) -> tuple[int, float]:
     """TimescaleDB: compress the ledger chunks older than 30 days, as the policy would;
-    (chunks compressed, seconds). Plain PostgreSQL: nothing. As the admin: compressing
-    alters the hypertable, which only its owner may (the policy's job runs as
-    citystream_owner); the workers' role may only append to the ledger."""
+    (chunks compressed, seconds). Plain PostgreSQL: nothing."""
     started = time.monotonic()
+    chunks = compress_older(settings, "events", "30 days")
+    return chunks, time.monotonic() - started
+
+
+def compress_older(settings: Settings, table: str, older_than: str) -> int:
+    """TimescaleDB: compress ``table``'s chunks older than ``older_than`` (an interval), as
+    its compression policy would; the number of chunks (0 where it is no hypertable). As the
+    admin: compressing alters the hypertable, which only its owner may (the policy's job runs
+    as citystream_owner); the workers' role may only append to the ledger."""
     with connect(settings, admin=True) as conn:
-        if "events" not in _hypertables(conn, settings):
-            return 0, 0.0
+        if table not in hypertables(conn, settings):
+            return 0
         chunks = conn.execute(
-            sql.SQL(
-                "SELECT public.show_chunks({}, older_than => now() - INTERVAL '30 days')"
-            ).format(sql.Literal(f"{settings.db_schema}.events"))
+            sql.SQL("SELECT public.show_chunks({}, older_than => now() - {}::interval)").format(
+                sql.Literal(f"{settings.db_schema}.{table}"), sql.Literal(older_than)
+            )
         ).fetchall()
         conn.commit()
         for (chunk,) in chunks:
@@ -220,10 +227,10 @@ def compress(settings: Settings) -> tuple[int, float]:
                 "SELECT public.compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,)
             )
             conn.commit()
-    return len(chunks), time.monotonic() - started
+    return len(chunks)
 
 
-def _hypertables(conn: Any, settings: Settings) -> set[str]:
+def hypertables(conn: Any, settings: Settings) -> set[str]:
     """The hypertables of the schema; none where the database has no TimescaleDB."""
     found = conn.execute("SELECT to_regclass('timescaledb_information.hypertables')").fetchone()
     if found == (None,):
@@ -243,12 +250,12 @@ def sizes(settings: Settings) -> dict[str, int]:
     chunk, compressed or not), its key tables, and the daily rollup."""
     out: dict[str, int] = {}
     with connect(settings) as conn:
-        hypertables = _hypertables(conn, settings)
+        hyper = hypertables(conn, settings)
         for table in ("events", "event_keys", "correction_keys", "metric_daily"):
             name = f"{settings.db_schema}.{table}"
             query = (
                 "SELECT public.hypertable_size(%s::regclass)"
-                if table in hypertables
+                if table in hyper
                 else "SELECT pg_total_relation_size(%s::regclass)"
             )
             row = conn.execute(query, (name,)).fetchone()

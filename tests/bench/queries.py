@@ -217,7 +217,7 @@ def compress_older(settings: Settings, table: str, older_than: str) -> int:
         if table not in hypertables(conn, settings):
             return 0
         chunks = conn.execute(
-            sql.SQL("SELECT public.show_chunks({}, older_than => now() - {}::interval)").format(
+            sql.SQL("SELECT public.show_chunks({}, older_than => {}::interval)").format(
                 sql.Literal(f"{settings.db_schema}.{table}"), sql.Literal(older_than)
             )
         ).fetchall()

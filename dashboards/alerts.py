@@ -36,6 +36,11 @@ DEADLETTER_WINDOW_S = 15 * 60
 
 SEVERITY = {"at_risk": 1, "behind": 2}
 
+# pledge_progress_at judges every kind of pledge the way `citystream pledges status` does —
+# a summed metric from metric_daily, named items and levels (rates, never in metric_daily)
+# from the events ledger (migrations 0004 and 0011) — so one rule covers them all, and no
+# rule reads metric_daily itself.
+
 PLEDGE_AT_RISK_SQL = f"""SELECT p.pledge_id AS pledge,
   p.title_zh AS title,
   l.department,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 
-from dashboards.domain import quantities
+from dashboards.domain import RESTATED, quantities
 from dashboards.panels import (
     Layout,
     new_dashboard,
@@ -27,14 +27,15 @@ from dashboards.panels import (
     value_mappings,
 )
 from dashboards.sqlparts import (
-    LOCAL_TZ,
     TO_DAY,
     amount,
     district_label,
     event_label,
     latest_pledges,
     literal,
+    local_day,
     metric_display_cte,
+    with_unit,
 )
 
 UID = "citystream-audit"
@@ -47,9 +48,19 @@ ORDER BY year DESC, id"""
 # The pledge chosen, quoted as an SQL string whatever it holds.
 PLEDGE = "${pledge:sqlstring}"
 
+# How a pledge's figure is measured (pledges.progress_from), as the definition table says it.
+PROGRESS_FROM = {
+    "metric": "指标累计 · Sum of the metric",
+    "items": "逐项完成 · Named items done",
+    "level": "最新上报水平 · Latest reported level",
+}
 
-def _local_day(column: str) -> str:
-    return f"({column} AT TIME ZONE {literal(LOCAL_TZ)})::date"
+
+def progress_from_label(column: str) -> str:
+    cases = " ".join(
+        f"WHEN {literal(code)} THEN {literal(label)}" for code, label in PROGRESS_FROM.items()
+    )
+    return f"CASE {column} {cases} ELSE {column} END"
 
 
 # The ledger rows that make up the pledge's figure: events (and corrections) carrying its
@@ -60,19 +71,19 @@ behind AS (
   FROM events e, l
   WHERE e.measures ? l.metric
     AND (l.district IS NULL OR e.district = l.district)
-    AND {_local_day("e.occurred_at")} BETWEEN l.start AND {TO_DAY}
+    AND {local_day("e.occurred_at")} BETWEEN l.start AND {TO_DAY}
 )"""
 
 DEFINITION = f"""WITH {metric_display_cte()}
 SELECT p.version AS "版本 · Version",
   p.loaded_at AS "载入时间 · Loaded",
-  {amount("p.target / md.scale")} || ' ' || md.unit AS "目标 · Target",
+  {with_unit(amount("p.target / md.scale"), "md.unit")} AS "目标 · Target",
   p.start AS "开始 · Start",
   p.deadline AS "期限 · Deadline",
   p.department AS "部门 · Department",
   {district_label("coalesce(p.district, 'zone')")} AS "街道 · Subdistrict",
   md.label AS "指标 · Measure",
-  p.progress_from AS "计量方式 · Measured from",
+  {progress_from_label("p.progress_from")} AS "计量方式 · Measured from",
   array_to_string(p.items, '、') AS "事项 · Items",
   p.source_file AS "来源文件 · Source file",
   p.source_quote AS "原文 · Source quote",
@@ -84,7 +95,9 @@ ORDER BY p.version DESC"""
 
 # The same figure twice: as pledge_progress_at computes it, and added up again here from the
 # ledger rows (a metric pledge: their quantities, corrections included; an items pledge: the
-# named items whose events, net of corrections, add up to more than nothing).
+# named items whose events, net of corrections, add up to more than nothing; a level pledge:
+# the latest report — measured last, then reported last, then the greater event id — plus
+# its corrections' deltas, 0 before the first report).
 RECONCILE = f"""WITH {metric_display_cte()},
 {BEHIND_CTE},
 items AS (
@@ -99,11 +112,21 @@ items AS (
       SELECT o.event_id FROM behind o WHERE o.project = b.project AND o.corrects IS NULL
     )
   ), 0) > 0
+),
+latest_level AS (
+  SELECT (b.measures ->> l.metric)::numeric + coalesce((
+    SELECT sum((c.measures ->> l.metric)::numeric) FROM behind c WHERE c.corrects = b.event_id
+  ), 0) AS level
+  FROM behind b, l
+  WHERE b.corrects IS NULL AND b.event_type = ANY (l.event_types)
+  ORDER BY b.occurred_at DESC, b.reported_at DESC, b.event_id DESC
+  LIMIT 1
 )
 SELECT
   p.actual_to_date / md.scale AS "进度数值 · Progress figure",
   CASE l.progress_from
     WHEN 'metric' THEN (SELECT coalesce(sum((b.measures ->> l.metric)::numeric), 0) FROM behind b)
+    WHEN 'level' THEN coalesce((SELECT level FROM latest_level), 0)
     ELSE (SELECT count(*) FROM items)
   END / md.scale AS "账本合计 · Added up from the ledger"
 FROM pledge_progress_at({TO_DAY}) p
@@ -132,10 +155,7 @@ CORRECTIONS = f"""WITH {metric_display_cte()},
 {BEHIND_CTE}
 SELECT c.occurred_at AS "更正时间 · Corrected at",
   o.project AS "项目 · Project",
-  {amount("(o.measures ->> md.metric)::numeric / md.scale")} || ' ' || md.unit AS "原值 · Original",
-  {amount("(c.payload ->> 'delta')::numeric / md.scale")} || ' ' || md.unit AS "更正 · Change",
-  {amount("((o.measures ->> md.metric)::numeric + (c.payload ->> 'delta')::numeric) / md.scale")}
-    || ' ' || md.unit AS "更正后 · Restated",
+  {RESTATED},
   c.payload ->> 'reason' AS "原因 · Reason",
   c.payload ->> 'approved_by' AS "批准人 · Approved by",
   c.reported_at AS "上报时间 · Reported",

@@ -230,6 +230,7 @@ def timeseries_panel(
     description: str | None = None,
     bars: bool = False,
     stepped: bool = False,
+    decimals: int | None = None,
 ) -> timeseries.Panel:
     """Lines (or bars) over time; the query's format is time_series (a ``time`` column)."""
     panel = (
@@ -253,6 +254,8 @@ def timeseries_panel(
     )
     if description:
         panel = panel.description(description)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
     return _targets(panel, query, "time_series")
 
 
@@ -277,7 +280,12 @@ def table_panel(
 
 
 def bargauge_panel(
-    panel_title: str, query: str, *, unit: str = "none", description: str | None = None
+    panel_title: str,
+    query: str,
+    *,
+    unit: str = "none",
+    description: str | None = None,
+    decimals: int | None = None,
 ) -> bargauge.Panel:
     """One horizontal bar per row of a table (a text column names each bar)."""
     panel = (
@@ -292,6 +300,8 @@ def bargauge_panel(
     )
     if description:
         panel = panel.description(description)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
     return _targets(panel, query, "table")
 
 

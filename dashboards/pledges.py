@@ -1,9 +1,11 @@
 """民生实事 · Pledge overview: every pledge of the year against its schedule.
 
-Reads ``pledge_progress_at(d)`` (migration 0004) for ``d`` = the local day at the end of the
-dashboard's time range, so the dashboard shows any past day "as shown on date X" and, with
-the default range (this year to now), today. Variables: year, department, subdistrict, and a
-hidden ``pledge`` variable that repeats one row of panels per measurable pledge.
+Reads ``pledge_progress_at(d)`` (migration 0004; level pledges since 0011) for ``d`` = the
+local day at the end of the dashboard's time range, so the dashboard shows any past day "as
+shown on date X" and, with the default range (this year to now), today. Variables: year,
+department, subdistrict, and a hidden ``pledge`` variable that repeats one row of panels per
+measurable pledge. A level pledge (a rate, ``progress_from: level``) shows its actual, target
+and expected in percent and its gap in percentage points (个百分点).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from dashboards.sqlparts import (
     departments_values,
     district_label,
     districts_values,
+    gap_unit,
     latest_pledges,
     literal,
     metric_display_cte,
+    with_unit,
 )
 
 UID = "citystream-pledges"
@@ -74,8 +78,8 @@ WHERE status = {literal(status)}"""
 
 
 def summary_table() -> str:
-    def with_unit(column: str) -> str:
-        return f"{amount(f'p.{column} / m.scale')} || ' ' || m.unit"
+    def quantity(column: str) -> str:
+        return with_unit(amount(f"p.{column} / m.scale"), "m.unit")
 
     return f"""WITH {metric_display_cte()},
 {PROGRESS_CTE}
@@ -84,10 +88,10 @@ SELECT
   {district_label("coalesce(p.district, 'zone')")} AS "街道 · Subdistrict",
   p.status AS "状态 · Status",
   round(100 * p.actual_to_date / p.target, 1) AS "完成率 · Progress (%)",
-  {with_unit("target")} AS "目标 · Target",
-  {with_unit("actual_to_date")} AS "实际 · Actual",
-  {with_unit("expected_to_date")} AS "计划应完成 · Expected",
-  {with_unit("gap_units")} AS "差距 · Gap",
+  {quantity("target")} AS "目标 · Target",
+  {quantity("actual_to_date")} AS "实际 · Actual",
+  {quantity("expected_to_date")} AS "计划应完成 · Expected",
+  {amount("p.gap_units / m.scale")} || ' ' || {gap_unit("m.unit")} AS "差距 · Gap",
   p.gap_days AS "差距天数 · Gap (days)",
   p.projected_completion AS "预计完成 · Projected completion",
   p.deadline AS "期限 · Deadline",
@@ -112,7 +116,7 @@ FROM {ONE_PLEDGE}"""
 # since one repeated panel serves pledges measured in 万㎡, 个 and 处 alike.
 GAP_UNITS_STAT = f"""WITH {metric_display_cte()}
 SELECT $__timeTo()::timestamptz AS time,
-  '差距 · Gap (' || m.unit || ')' AS metric,
+  '差距 · Gap (' || {gap_unit("m.unit")} || ')' AS metric,
   p.gap_units / m.scale AS value
 FROM pledge_progress_at({TO_DAY}) p
 JOIN metric_display m USING (metric)
@@ -231,6 +235,10 @@ def build() -> db.Dashboard:
             title("累计完成与计划", "Cumulative actual vs schedule"),
             CUMULATIVE_SERIES,
             stepped=True,
+            description=(
+                "比率类承诺（如普惠率、回迁率）的实际值是当日最新上报的水平，不累加 · For a "
+                "rate (a level pledge) the actual is the latest reported level, not a sum"
+            ),
         ),
         x=4,
         w=10,

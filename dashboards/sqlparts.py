@@ -2,7 +2,10 @@
 
 Labels and display units come from ``seeds/`` (``metrics.yaml``, ``departments.yaml``) and
 ``schemas/districts.py``, so a panel shows "供热面积 · Heating area connected" in 万㎡ while
-the tables keep codes and base units. Values enter the SQL as ``psycopg.sql.Literal``.
+the tables keep codes and base units; how many decimals a metric shows and whether it is a
+level (a rate reported from time to time, never in ``metric_daily``) come from the families'
+declarations (``schemas/<family>.py``); milestone names from ``schemas/milestones.py``.
+Values enter the SQL as ``psycopg.sql.Literal``.
 
 Dates: the rollups count Asia/Shanghai calendar days; the dashboard's time range is turned
 into local days with :data:`FROM_DAY` and :data:`TO_DAY` (``$__timeFrom()`` and
@@ -17,10 +20,11 @@ from functools import cache
 
 from psycopg import sql
 
-from schemas.catalogue import EVENT_METRICS, Catalogue
+from schemas.catalogue import EVENT_METRICS, LEVEL_METRICS, Catalogue
 from schemas.districts import LABELS, District
+from schemas.milestones import MILESTONES, ProjectMilestone
 from schemas.seeds import load_catalogue
-from schemas.topics import FAMILIES
+from schemas.topics import FAMILIES, FAMILY_OF
 
 LOCAL_TZ = "Asia/Shanghai"
 # The local calendar days at the two ends of the dashboard's time range.
@@ -58,6 +62,18 @@ def day_start(column: str) -> str:
     return f"({column}::timestamp AT TIME ZONE '{LOCAL_TZ}')"
 
 
+def local_day(column: str) -> str:
+    """The local (Asia/Shanghai) calendar day of a ``timestamptz``: the day rollups and pledges
+    count an event on."""
+    return f"({column} AT TIME ZONE '{LOCAL_TZ}')::date"
+
+
+def local_date_text(column: str) -> str:
+    """A ``timestamptz``'s local day as text (``2024-04-12``): Grafana would show a ``date``
+    column as a UTC midnight turned into local time."""
+    return f"to_char({column} AT TIME ZONE '{LOCAL_TZ}', 'YYYY-MM-DD')"
+
+
 def amount(expression: str) -> str:
     """A number as a reader writes it: thousands separated, at most two decimals."""
     return (
@@ -68,13 +84,17 @@ def amount(expression: str) -> str:
 
 @dataclass(frozen=True)
 class Display:
-    """How one metric is shown: bilingual label, display unit and scale (万㎡ = m² / 10⁴)."""
+    """How one metric is shown: bilingual label, display unit and scale (万㎡ = m² / 10⁴),
+    decimals, and whether it is a level (its value is the latest report, not a sum)."""
 
     metric: str
     label_zh: str
     label_en: str
     unit: str
     scale: Decimal
+    # Whole things (roads, schools, projects reaching a milestone) show no decimals.
+    decimals: int = 2
+    level: bool = False
 
     @property
     def title(self) -> str:
@@ -94,9 +114,26 @@ def catalogue() -> Catalogue:
     return load_catalogue()
 
 
+# Each declared metric's spec (schemas/fields.py): its decimal places, whether it is a level.
+SPECS = {spec.name: spec for family in FAMILIES for spec in family.metrics}
+
+
+def _decimals(metric: str, scale: Decimal) -> int:
+    spec = SPECS.get(metric)
+    return 0 if spec is not None and spec.decimal_places == 0 and scale == 1 else 2
+
+
 def displays() -> dict[str, Display]:
     return {
-        m.name: Display(m.name, m.label_zh, m.label_en, m.display_unit, m.display_scale)
+        m.name: Display(
+            m.name,
+            m.label_zh,
+            m.label_en,
+            m.display_unit,
+            m.display_scale,
+            decimals=_decimals(m.name, m.display_scale),
+            level=m.name in LEVEL_METRICS,
+        )
         for m in catalogue().metrics
     }
 
@@ -115,6 +152,39 @@ def family_metrics(family: str) -> list[Display]:
 
 def family_event_types(family: str) -> list[str]:
     return [t for t in EVENT_METRICS if t.startswith(f"{family}.")]
+
+
+def metric_event_types(metric: str) -> list[str]:
+    """The event types whose events carry ``metric`` (corrections aside)."""
+    return [t for t, metrics in EVENT_METRICS.items() if metric in metrics]
+
+
+def milestone_event_types(family: str) -> list[str]:
+    """The family's event types that record a project reaching a milestone."""
+    return [
+        kind.name for kind in FAMILY_OF[family].events if issubclass(kind.model, ProjectMilestone)
+    ]
+
+
+def milestone_label(column: str) -> str:
+    """``CASE`` turning a milestone code into "开工 · started" (schemas/milestones.py)."""
+    cases = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(
+            sql.Literal(code), sql.Literal(f"{zh} · {code.replace('_', ' ')}")
+        )
+        for code, (zh, _) in MILESTONES.items()
+    )
+    return render(sql.SQL("CASE {} {} ELSE {} END").format(sql.SQL(column), cases, sql.SQL(column)))
+
+
+def with_unit(number: str, unit: str) -> str:
+    """A formatted number (text) and its unit, as Chinese writes them: "75.9 万㎡" but "93%"."""
+    return f"{number} || CASE WHEN {unit} = '%' THEN '%' ELSE ' ' || {unit} END"
+
+
+def gap_unit(unit: str) -> str:
+    """The unit a gap is written in: a gap between two percentages is in percentage points."""
+    return f"CASE WHEN {unit} = '%' THEN '个百分点' ELSE {unit} END"
 
 
 def district_label(column: str) -> str:

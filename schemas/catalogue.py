@@ -29,6 +29,10 @@ EVENT_FAMILIES: tuple[str, ...] = tuple(family.name for family in FAMILIES)
 # metrics. It adds to no metric of its own, so it is in no EVENT_METRICS entry.
 CORRECTION_TYPES: frozenset[str] = frozenset(family.correction_type for family in FAMILIES)
 EVENT_TYPES: frozenset[str] = frozenset(EVENT_METRICS) | CORRECTION_TYPES
+# Metrics whose events report a level, not an amount (schemas/indicators.py).
+LEVEL_METRICS: frozenset[str] = frozenset(
+    metric.name for family in FAMILIES for metric in family.metrics if metric.level
+)
 
 # Unit codes. A closed list, so that a typo ("m²", "sqm") is an error, not a new unit: the
 # units of the metrics no family measures yet, and those each family declares.
@@ -125,8 +129,9 @@ class Metric(_Model):
     # that add to it (corrections of the family adjust every metric and are not listed).
     produced_by: EventTypeName | None
     also_produced_by: tuple[EventTypeName, ...] = ()
-    # sum: events add up; snapshot: a rate or stock stated at a date, never summed.
-    aggregation: Literal["sum", "snapshot"] = "sum"
+    # sum: events add up; level: a rate or stock measured at a date, never summed — its
+    # value is the latest report (schemas/indicators.py).
+    aggregation: Literal["sum", "level"] = "sum"
     note: str | None = None
 
     @property
@@ -153,8 +158,6 @@ class Metric(_Model):
         for event_type in self.event_types:
             if event_type.split(".", 1)[0] != self.family:
                 raise ValueError(f"{event_type} is not of the {self.family} family")
-        if self.produced_by is not None and self.aggregation != "sum":
-            raise ValueError("event-produced metrics are summed (aggregation: sum)")
         return self
 
 
@@ -318,6 +321,11 @@ class Pledge(_Model):
     # defined: chosen by the catalogue, explained in definition_note.
     target_basis: Literal["stated", "counted", "defined"]
     target_from_achievement: YearId | None = None
+    # A level pledge's level when it starts (a rate does not start from nothing): the
+    # schedule's curve runs from it to the target, so "expected" is the level the pledge
+    # should hold by a date. baseline_from_achievement: the reported figure it is.
+    baseline: Decimal | None = Field(default=None, ge=0)
+    baseline_from_achievement: YearId | None = None
     start: dt.date
     deadline: dt.date
     owner: Code
@@ -326,8 +334,9 @@ class Pledge(_Model):
     district: District | None = None
     schedule: Schedule
     schedule_reason: Text
-    # metric: the metric's total counts; items: each named item reported done counts once.
-    progress_from: Literal["metric", "items"] = "metric"
+    # metric: the metric's total counts; items: each named item reported done counts once;
+    # level: the latest reported level of a level metric (schemas/indicators.py).
+    progress_from: Literal["metric", "items", "level"] = "metric"
     items: tuple[PledgeItem, ...] = ()
     definition_note: str | None = None
     measurable: bool = True
@@ -367,6 +376,13 @@ class Pledge(_Model):
             raise ValueError("a counted target is progressed from its items")
         if self.target_from_achievement is not None and self.target_basis != "defined":
             raise ValueError("target_from_achievement is only for defined targets")
+        if self.baseline is not None:
+            if self.progress_from != "level":
+                raise ValueError("baseline is only for level pledges (progress_from: level)")
+            if self.baseline >= self.target:
+                raise ValueError(f"baseline {self.baseline} is not below the target")
+        if self.baseline_from_achievement is not None and self.baseline is None:
+            raise ValueError("baseline_from_achievement needs the baseline it states")
 
     def _check_items(self) -> None:
         codes = [item.code for item in self.items]
@@ -395,7 +411,15 @@ class Pledge(_Model):
                 )
 
     def expected_by(self, day: dt.date) -> Decimal:
-        """How much of the target the schedule expects done by the end of ``day``."""
+        """How much of the target the schedule expects done by the end of ``day``; for a
+        level pledge with a baseline, the level: baseline + (target − baseline) × the share
+        of the target the schedule expects by then."""
+        if self.baseline is None or day < self.start:  # nothing before start, like any pledge
+            return self._scheduled(day)
+        share = self._scheduled(day) / self.target
+        return self.baseline + (self.target - self.baseline) * share
+
+    def _scheduled(self, day: dt.date) -> Decimal:
         schedule = self.schedule
         if isinstance(schedule, LinearSchedule):
             return self.target * _fraction(day, self.start, self.deadline)

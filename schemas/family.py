@@ -33,6 +33,8 @@ CellKind = Literal[
     "department",
     "space_kind",
     "school_level",
+    "milestone",
+    "utility",
     "passthrough",
 ]
 # The unit family a column's header may name (万㎡, 米 …), converted to the field's base unit.

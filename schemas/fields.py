@@ -218,6 +218,8 @@ class Metric:
 
     ``max_per_event`` and ``decimal_places`` are those of the event field that feeds the
     metric; a correction's delta obeys the same bounds, because it corrects one event.
+    A ``level`` (a rate a department measures, :mod:`schemas.indicators`) is not summed:
+    its value is the latest report, and the rollups leave it out.
     """
 
     name: str
@@ -225,6 +227,7 @@ class Metric:
     unit: str
     max_per_event: Decimal
     decimal_places: int
+    level: bool = False
 
 
 def metric_map(specs: tuple[Metric, ...]) -> Mapping[str, Metric]:

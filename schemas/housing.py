@@ -2,7 +2,9 @@
 delivered, and households moving back (回迁).
 
 Metrics: ``housing.started_area_m2``, ``housing.started_units``, ``housing.completed_area_m2``,
-``housing.completed_units``, ``housing.returned_households``, ``housing.returned_persons``.
+``housing.completed_units``, ``housing.returned_households``, ``housing.returned_persons``,
+``housing.preliminary_works_started`` (1 per batch), and the level ``housing.return_rate_pct``
+(the share of entitled households moved back, measured from time to time).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.family import EventKind, Family, ledger_field
 from schemas.fields import Count, Metric, count, metric_map, quantity, rule_error
+from schemas.indicators import IndicatorReport, level_metric
+from schemas.milestones import ProjectMilestone, milestone_description, milestone_metric
 
 STARTED_AREA_M2 = "housing.started_area_m2"
 STARTED_UNITS = "housing.started_units"
@@ -24,6 +28,8 @@ COMPLETED_AREA_M2 = "housing.completed_area_m2"
 COMPLETED_UNITS = "housing.completed_units"
 RETURNED_HOUSEHOLDS = "housing.returned_households"
 RETURNED_PERSONS = "housing.returned_persons"
+PRELIMINARY_WORKS_STARTED = "housing.preliminary_works_started"
+RETURN_RATE_PCT = "housing.return_rate_pct"
 
 # One event is one building or one estate (phase). The zone completed 2,562,900 m² in all
 # of 2022 across its resettlement projects, and signed 9,120 units / 799,400 m²; an event
@@ -48,6 +54,8 @@ METRIC_SPECS: tuple[Metric, ...] = (
     Metric(COMPLETED_UNITS, "housing", "units", Decimal(MAX_UNITS), 0),
     Metric(RETURNED_HOUSEHOLDS, "housing", "households", Decimal(MAX_HOUSEHOLDS), 0),
     Metric(RETURNED_PERSONS, "housing", "persons", Decimal(MAX_PERSONS), 0),
+    milestone_metric(PRELIMINARY_WORKS_STARTED, "housing", "projects"),
+    level_metric(RETURN_RATE_PCT, "housing"),
 )
 
 _AREA = "floor area, m² (≤ 1,000,000; one building or estate)"
@@ -170,6 +178,42 @@ class HousingHouseholdsReturned(Envelope):
         return out
 
 
+class HousingPreliminaryWorksStarted(ProjectMilestone):
+    """Preliminary works (前期工作: planning, land, approvals) started on a batch of
+    resettlement housing, before any construction; counts 1 batch."""
+
+    event_type_name: ClassVar[str] = "housing.preliminary_works_started"
+    family: ClassVar[str] = "housing"
+    counts: ClassVar[Mapping[str, str]] = {"preliminary_started": PRELIMINARY_WORKS_STARTED}
+
+    event_type: Literal["housing.preliminary_works_started"] = "housing.preliminary_works_started"
+    milestone: Literal["preliminary_started"] = Field(
+        default="preliminary_started", description=milestone_description(("preliminary_started",))
+    )
+
+
+class HousingReturnRateReported(IndicatorReport):
+    """The share of households entitled to resettlement that have moved back (累计回迁率),
+    as counted on ``occurred_at``: households moved back (numerator) over households
+    entitled (denominator), cumulative since the resettlement began, in percent; a level,
+    not a sum (:mod:`schemas.indicators`)."""
+
+    event_type_name: ClassVar[str] = "housing.return_rate_reported"
+    family: ClassVar[str] = "housing"
+    metric: ClassVar[str] = RETURN_RATE_PCT
+
+    event_type: Literal["housing.return_rate_reported"] = "housing.return_rate_reported"
+    numerator: Count | None = Field(
+        default=None, ge=0, le=1_000_000, description="households moved back so far (已回迁户数)"
+    )
+    denominator: Count | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="households entitled to resettlement (应回迁户数)",
+    )
+
+
 class HousingCorrection(Correction):
     """A signed change to a housing metric of one earlier housing event."""
 
@@ -214,6 +258,25 @@ FAMILY = Family(
             ledger_names=("回迁",),
             example={"households": 850, "persons": 3200},
         ),
+        EventKind(
+            HousingPreliminaryWorksStarted,
+            "启动前期工作",
+            "Preliminary works started",
+            (PRELIMINARY_WORKS_STARTED,),
+            ledger_names=("前期工作", "启动前期工作"),
+            example={
+                "project": "cooperation-zone-batch-1",
+                "project_name": "合作共建区首批安置房",
+            },
+        ),
+        EventKind(
+            HousingReturnRateReported,
+            "回迁率",
+            "Return rate",
+            (RETURN_RATE_PCT,),
+            ledger_names=("回迁率", "累计回迁率"),
+            example={"numerator": 9420, "denominator": 10000},
+        ),
     ),
     correction=HousingCorrection,
     correction_example={"metric": "housing.completed_units", "delta": "-12"},
@@ -223,6 +286,10 @@ FAMILY = Family(
         ledger_field("units", "count", "套数 房屋套数 安置房套数", "count"),
         ledger_field("households", "count", "户数 回迁户数 安置户数", "count"),
         ledger_field("persons", "count", "人数 回迁人数 安置人数", "count"),
+        ledger_field("project_name", "text", "项目全称 项目名称全称"),
+        ledger_field("numerator", "count", "分子 已回迁户数 累计回迁户数"),
+        ledger_field("denominator", "count", "分母 应回迁户数 应安置户数"),
+        ledger_field("level_pct", "decimal", "比例 百分比 回迁率 累计回迁率"),
     ),
     department_names=("安置房", "住建", "住房"),
 )

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from schemas.catalogue import (
     EVENT_METRICS,
     EVENT_TYPES,
+    LEVEL_METRICS,
     Achievement,
     Catalogue,
     CatalogueError,
@@ -185,13 +186,28 @@ def load_catalogue(root: Path = SEEDS_DIR, *, sources: Path | None = None) -> Ca
             departments=department_by_code,
         )
         metric = metric_by_name[pledge.metric]
-        if metric.aggregation == "snapshot" and pledge.measurable:
+        if pledge.measurable and (metric.aggregation == "level") != (
+            pledge.progress_from == "level"
+        ):
             raise CatalogueError(
                 path,
                 pledge.id,
-                f"{metric.name} is a snapshot; events cannot sum to it "
-                "(measurable: false, or choose a countable metric)",
+                f"{metric.name} is a {metric.aggregation} metric: a pledge measured by it "
+                + (
+                    "takes progress_from: level (its latest report)"
+                    if metric.aggregation == "level"
+                    else "cannot take progress_from: level"
+                ),
             )
+        if pledge.baseline_from_achievement is not None:
+            base = achievement_by_id.get(pledge.baseline_from_achievement)
+            if base is None or base.metric != pledge.metric or base.value != pledge.baseline:
+                raise CatalogueError(
+                    path,
+                    pledge.id,
+                    f"baseline {pledge.baseline} is not {pledge.baseline_from_achievement}'s "
+                    f"{pledge.metric}",
+                )
         if pledge.target_from_achievement is not None:
             base = achievement_by_id.get(pledge.target_from_achievement)
             if base is None:
@@ -246,6 +262,12 @@ def _check_metrics(metrics: list[tuple[Path, Metric]]) -> None:
                 )
             if metric.name not in EVENT_METRICS[event_type]:
                 raise CatalogueError(path, metric.name, f"{event_type} does not produce it")
+    for path, metric in metrics:
+        if metric.name in LEVEL_METRICS and metric.aggregation != "level":
+            raise CatalogueError(path, metric.name, "its events report a level: aggregation: level")
+        summed = metric.produced_by is not None and metric.name not in LEVEL_METRICS
+        if summed and metric.aggregation != "sum":
+            raise CatalogueError(path, metric.name, "its events add up: aggregation: sum")
     for event_type, names in EVENT_METRICS.items():
         for name in names:
             if name not in by_name:

@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,7 @@ from services.kafka.topics import ensure_topics
 from services.pledges.formats import format_exact
 from services.pledges.reads import progress
 from services.pledges.report import DEFAULT_OUT, write_report
-from services.pledges.rules import PledgeProgress
+from services.pledges.rules import PledgeProgress, level_now, readings
 from services.pledges.screenshot import screenshot
 from services.pledges.store import load, validated_catalogue
 from services.pledges.table import status_table
@@ -51,7 +51,8 @@ from services.simulator.plan import DEFAULT_SEED, plan
 from services.simulator.run import SendReport, send
 from streams.db import connect
 from streams.db.migrate import apply
-from streams.db.pledges import metric_days
+from streams.db.pledges import level_reports, metric_days
+from streams.rollup import LOCAL_TZ
 from streams.settings import Settings, child_env
 
 STATUS_DAY = date(2024, 8, 31)  # the 2024 position the simulator is designed for
@@ -83,12 +84,23 @@ class DemoResult:
 def achievement_checks(
     conn: psycopg.Connection[Any], catalogue: Catalogue, *, year: int = CHECK_YEAR
 ) -> tuple[list[AchievementCheck], list[Achievement]]:
-    """The platform's total of each of ``year``'s reported achievements an event family
-    measures (``metric_daily``, every district, the calendar year); and the others."""
+    """The platform's figure for each of ``year``'s reported achievements an event family
+    measures — a sum: ``metric_daily``, every district, the calendar year; a level (a rate):
+    the year's latest reading — and the others."""
     checks, unchecked = [], []
     for achievement in catalogue.achievements_for(year):
-        if not catalogue.metric(achievement.metric).event_types:
+        metric = catalogue.metric(achievement.metric)
+        if not metric.event_types:
             unchecked.append(achievement)
+            continue
+        first, last = date(year, 1, 1), date(year, 12, 31)
+        if metric.aggregation == "level":
+            end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=LOCAL_TZ)
+            reports, corrections = level_reports(conn, event_types=metric.event_types, until=end)
+            level, _ = level_now(
+                readings(metric.name, reports, corrections, first=first, last=last)
+            )
+            checks.append(AchievementCheck(achievement, level))
             continue
         rows = metric_days(
             conn, metric=achievement.metric, first=date(year, 1, 1), last=date(year, 12, 31)
@@ -103,8 +115,8 @@ def checks_table(
     table = Table(
         title=f"{CHECK_YEAR} 年度成果核对 · {CHECK_YEAR} reported achievements vs the platform",
         caption=(
-            f"{len(unchecked)} further {CHECK_YEAR} figures (roads, greening, employment, …) "
-            "are reported numbers no event family measures; not checked."
+            f"{len(unchecked)} further {CHECK_YEAR} figures no event family measures are listed "
+            "below with the reason; not checked."
         ),
     )
     table.add_column("成果 Achievement", min_width=24, ratio=1)
@@ -124,6 +136,23 @@ def checks_table(
             format_exact(achievement.value, metric),
             format_exact(check.platform, metric),
             mark,
+        )
+    return table
+
+
+def unmeasured_table(unchecked: list[Achievement], catalogue: Catalogue) -> Table:
+    """The reported figures no event family measures, each with why (its metric's note)."""
+    table = Table(
+        title=f"{CHECK_YEAR} 未计量成果 · {CHECK_YEAR} figures no event measures",
+        show_lines=False,
+    )
+    table.add_column("成果 Achievement", min_width=20, ratio=1)
+    table.add_column("原因 Why not measured", ratio=2)
+    for achievement in unchecked:
+        note = catalogue.metric(achievement.metric).note or ""
+        table.add_row(
+            f"{achievement.title_zh}\n[dim]{achievement.title_en}[/]",
+            escape(" ".join(note.split())),
         )
     return table
 
@@ -283,6 +312,8 @@ def run_demo(
                 check_table = checks_table(checks, unchecked, catalogue)
                 console.print(pledge_table)
                 console.print(check_table)
+                if unchecked:
+                    console.print(unmeasured_table(unchecked, catalogue))
                 path = write_report(conn, on=STATUS_DAY, year=2024, out=out, catalogue=catalogue)
             console.print(f"7/7 report: [bold]{escape(str(path))}[/]")
         finally:

@@ -5,7 +5,11 @@ is listed — originals and corrections alike, each with its own amount (a corre
 booked on its own day and subdistrict, like any event) — and the ``counted`` column is that
 amount: its sum is the figure. For an item pledge the figure is a count of items: each
 item's events and corrections are listed with their amounts (counted 0), followed by one
-``item`` line per item counting 1 when its net amount is above zero.
+``item`` line per item counting 1 when its net amount is above zero. For a level pledge (a
+rate's latest report) every report in the pledge's days is listed in the order the rules
+read them, latest last, each with its corrections; only the latest report and its
+corrections are counted (their level and deltas), and the ``item`` column marks that
+report ``latest``: the level the figure shows.
 
 The figure itself is computed by the code that shows it — ``services.pledges`` for the live
 status (from ``metric_daily``), :mod:`services.audit.as_of` for a past moment — and compared
@@ -28,7 +32,14 @@ from typing import Literal, NamedTuple
 from uuid import UUID
 
 from schemas.catalogue import Catalogue, Pledge
-from services.audit.as_of import actual_as_of, amount, default_day, item_rows, metric_rows
+from services.audit.as_of import (
+    actual_as_of,
+    amount,
+    default_day,
+    item_rows,
+    level_rows,
+    metric_rows,
+)
 from services.audit.common import AuditInputError, quantity
 from services.pledges.reads import actual_to_date, local_today
 from services.pledges.rules import items_done
@@ -176,6 +187,55 @@ def _item_lines(
     return lines, done
 
 
+def _level_lines(
+    conn: db.Conn, pledge: Pledge, catalogue: Catalogue, *, on: date, at: datetime | None
+) -> list[Line]:
+    """The level pledge's reports with their corrections, the latest counted."""
+    _, _, report_rows, correction_rows = level_rows(conn, pledge, catalogue, on=on, ingested_by=at)
+    district = None if pledge.district is None else pledge.district.value
+    # The same selection and order services.pledges.rules.level_readings makes.
+    reports = sorted(
+        (
+            e
+            for e in report_rows
+            if pledge.start <= local_day(e.occurred_at) <= on
+            and (district is None or e.district == district)
+            and pledge.metric in e.measures
+        ),
+        key=lambda e: (e.occurred_at, e.reported_at, e.event_id),
+    )
+    chains: dict[UUID, list[Amount]] = {}
+    for c in correction_rows:
+        if c.corrects is not None and local_day(c.occurred_at) <= on:
+            chains.setdefault(c.corrects, []).append(Amount(c, amount(c, pledge.metric)))
+    lines: list[Line] = []
+    for position, report in enumerate(reports):
+        latest = position == len(reports) - 1
+        value = amount(report, pledge.metric)
+        chain = tuple(chains.get(report.event_id, ()))
+        lines.append(
+            Line(
+                "event",
+                value if latest else Decimal(0),
+                report,
+                "latest" if latest else None,
+                value,
+                chain,
+            )
+        )
+        for correction in chain:
+            lines.append(
+                Line(
+                    "correction",
+                    correction.value if latest else Decimal(0),
+                    correction.row,
+                    "latest" if latest else None,
+                    correction.value,
+                )
+            )
+    return lines
+
+
 def explain(
     conn: db.Conn,
     pledge: Pledge,
@@ -194,6 +254,8 @@ def explain(
         figure = actual_as_of(conn, pledge, catalogue, on=day, ingested_by=at)
     if pledge.progress_from == "metric":
         lines = _metric_lines(conn, pledge, on=day, at=at)
+    elif pledge.progress_from == "level":
+        lines = _level_lines(conn, pledge, catalogue, on=day, at=at)
     else:
         lines, _ = _item_lines(conn, pledge, catalogue, on=day, at=at)
     return Explanation(pledge, day, at, figure, lines)

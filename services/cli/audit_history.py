@@ -199,7 +199,7 @@ def explain_cmd(
     if result.figure is None:
         console.print("not measurable: no event measures this pledge, so there is no figure")
         return
-    items = pledge.progress_from == "items"
+    items = pledge.progress_from in ("items", "level")  # the item, or the latest report
     table = Table(box=None, pad_edge=False)
     for header in ("kind", *(("item",) if items else ()), "event", "district", "occurred"):
         table.add_column(header, no_wrap=True)

@@ -21,6 +21,7 @@ from schemas.districts import district_code
 from schemas.envelope import CST
 from schemas.errors import CityStreamError
 from schemas.fields import normalise_text
+from schemas.milestones import MILESTONES, milestone_names
 from schemas.rejections import Rejection
 from schemas.topics import FAMILIES
 from services.ledger_import.headers import BASE_UNIT_LABELS, BY_FIELD, Column, FieldSpec
@@ -53,6 +54,20 @@ SCHOOL_LEVELS: dict[str, str] = {
     "高中": "senior_secondary",
     "高级中学": "senior_secondary",
     "普通高中": "senior_secondary",
+}
+
+# One vocabulary for every family's milestones: 开工 is ``started`` in any ledger; an event
+# type that does not go through the milestone refuses it when decoded.
+MILESTONE_NAMES: dict[str, str] = milestone_names()
+
+UTILITIES: dict[str, str] = {
+    "供水": "water",
+    "供水管网": "water",
+    "给水": "water",
+    "自来水": "water",
+    "燃气": "gas",
+    "燃气管网": "gas",
+    "天然气": "gas",
 }
 
 
@@ -229,6 +244,10 @@ def convert(spec: FieldSpec, value: Any, scale: Decimal = Decimal(1)) -> Any:
     if kind == "school_level":
         codes = ("kindergarten", "primary", "junior_secondary", "senior_secondary")
         return _choice(value, SCHOOL_LEVELS, spec.name, codes)
+    if kind == "milestone":
+        return _choice(value, MILESTONE_NAMES, spec.name, tuple(MILESTONES))
+    if kind == "utility":
+        return _choice(value, UTILITIES, spec.name, ("water", "gas"))
     if kind == "department" and isinstance(value, str):
         text = normalise_text(value)
         return DEPARTMENT_NAMES.get(text, text)

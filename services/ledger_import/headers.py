@@ -45,14 +45,14 @@ COMMON_FIELDS: tuple[FieldSpec, ...] = (
         "datetime",
         "日期 完成日期 发生日期 发生时间 完成时间 时间 完工日期 竣工日期 交付日期 开工日期 "
         "开学日期 投用日期 开放日期 启用日期 并网日期 入网日期 接入日期 回迁日期 铺设日期 "
-        "整治完成日期",
+        "整治完成日期 统计日期 统计时间 截至日期 截止日期 立项日期 封顶日期 开诊日期 批复日期",
     ),
     _field("reported_at", "datetime", "上报日期 报送日期 上报时间 报送时间 填报日期 填报时间"),
     _field("project", "text", "项目名称 项目 工程名称 小区名称 小区 安置区 安置区名称 楼盘"),
     _field(
         "source_ref",
         "text",
-        "台账编号 编号 单据号 单据编号 台账号 记录编号 流水号 审批单号 审批编号",
+        "台账编号 编号 单据号 单据编号 台账号 记录编号 流水号 审批单号 审批编号 报送编号 报表编号",
     ),
     # A correction's own fields (schemas/corrections.py), the same in every family.
     _field("corrects", "text", "被更正事件 被更正事件id 原事件id"),

@@ -23,6 +23,7 @@ from schemas.topics import BY_EVENT_TYPE
 from schemas.validation import decode
 from services.ledger_import.base import LedgerError, RowRejection
 from services.ledger_import.cells import (
+    EVENT_TYPE_NAMES,
     CellError,
     convert,
     derived_ref,
@@ -177,7 +178,12 @@ def _plan_row(
     for index, cell in enumerate(cells):
         # The one scan every row gets: cheap, and before anything else, so that a total
         # row with empty cells is skipped rather than refused.
-        if type(cell) is str and TOTAL_WORDS_RE.search(cell):
+        # An event type's own name (累计回迁率, the cumulative move-back rate) is data.
+        if (
+            type(cell) is str
+            and TOTAL_WORDS_RE.search(cell)
+            and normalise_text(cell) not in EVENT_TYPE_NAMES
+        ):
             header = columns[index].header if index < len(columns) else ""
             plan.totals.append(SkippedTotal(number, cell.strip(), header or column_letter(index)))
             plan.sums.new_section()

@@ -21,12 +21,22 @@ from services.pledges.rules import (
     PledgeProgress,
     Series,
     Status,
+    Trend,
     evaluate,
     items_done,
+    level_now,
+    level_readings,
     metric_actual,
     selected,
 )
-from streams.db.pledges import CorrectionRow, ItemEvent, item_events, metric_days, progress_rows
+from streams.db.pledges import (
+    CorrectionRow,
+    ItemEvent,
+    item_events,
+    level_reports,
+    metric_days,
+    progress_rows,
+)
 from streams.rollup import LOCAL_TZ, local_day
 
 
@@ -51,6 +61,25 @@ def _item_events(
     )
 
 
+def _level_reports(
+    conn: psycopg.Connection[Any], pledge: Pledge, catalogue: Catalogue, *, on: date
+) -> tuple[list[ItemEvent], list[CorrectionRow]]:
+    """The reports of the level pledge's metric, and their corrections, up to ``on``."""
+    return level_reports(
+        conn,
+        event_types=catalogue.metric(pledge.metric).event_types,
+        until=_end_of_local_day(on),
+    )
+
+
+def level_to_date(
+    conn: psycopg.Connection[Any], pledge: Pledge, catalogue: Catalogue, *, on: date
+) -> tuple[Decimal, Trend | None]:
+    """A level pledge's latest reading by the end of ``on``, and its trend."""
+    reports, corrections = _level_reports(conn, pledge, catalogue, on=on)
+    return level_now(level_readings(pledge, reports, corrections, on=on))
+
+
 def actual_to_date(
     conn: psycopg.Connection[Any], pledge: Pledge, catalogue: Catalogue, *, on: date
 ) -> Decimal | None:
@@ -60,6 +89,8 @@ def actual_to_date(
     if pledge.progress_from == "metric":
         rows = metric_days(conn, metric=pledge.metric, first=pledge.start, last=on)
         return metric_actual(rows, pledge, on=on)
+    if pledge.progress_from == "level":
+        return level_to_date(conn, pledge, catalogue, on=on)[0]
     originals, corrections = _item_events(conn, pledge, catalogue, on=on)
     return Decimal(items_done(pledge, originals, corrections, on=on))
 
@@ -81,6 +112,15 @@ def actual_series(
 
         def value(day: date) -> Decimal:
             return metric_actual(rows, pledge, on=day)
+
+    elif pledge.progress_from == "level":
+        reports, level_corrections = _level_reports(conn, pledge, catalogue, on=on)
+        days = {local_day(e.occurred_at) for e in reports}
+        days |= {local_day(c.occurred_at) for c in level_corrections}
+
+        def value(day: date) -> Decimal:
+            readings = level_readings(pledge, reports, level_corrections, on=day)
+            return level_now(readings)[0]
 
     else:
         originals, corrections = _item_events(conn, pledge, catalogue, on=on)
@@ -110,10 +150,15 @@ def progress(
     """Progress of every pledge (of ``year``) at the end of local day ``on``, computed in
     Python from the catalogue (default: ``seeds/``) and ``metric_daily`` / ``events``."""
     catalogue = catalogue if catalogue is not None else load_catalogue()
-    return [
-        evaluate(pledge, on=on, actual=actual_to_date(conn, pledge, catalogue, on=on))
-        for pledge in selected(catalogue, year)
-    ]
+    rows = []
+    for pledge in selected(catalogue, year):
+        if pledge.progress_from == "level":
+            actual, trend = level_to_date(conn, pledge, catalogue, on=on)
+            rows.append(evaluate(pledge, on=on, actual=actual, trend=trend))
+        else:
+            actual_now = actual_to_date(conn, pledge, catalogue, on=on)
+            rows.append(evaluate(pledge, on=on, actual=actual_now))
+    return rows
 
 
 def progress_from_sql(

@@ -303,6 +303,12 @@ def pledge_section(view: PledgeView, catalogue: Catalogue) -> str:
     if pledge.progress_from == "items":
         names = "、".join(escape(item.name_zh) for item in pledge.items)
         notes.append(f'<p class="note">计数项目 Items counted: {names}</p>')
+    if pledge.progress_from == "level":
+        notes.append(
+            '<p class="note">按最新一次上报的比例计（非累加）· The latest reported level, not a '
+            "sum: each report states the rate measured on its date; the projection extends the "
+            "trend from the first report of the year to the latest</p>"
+        )
     return (
         f'<section class="pledge st-{row.status.value}" id="{escape(pledge.id)}" '
         f'data-pledge-id="{escape(pledge.id)}" data-status="{row.status.value}">'

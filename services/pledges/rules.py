@@ -15,7 +15,13 @@ Definitions, for a pledge and a local (Asia/Shanghai) date D, at the end of D:
   only the pledge's subdistrict when it names one. For ``progress_from: items``, the number
   of named items done: an item is done when the ledger's events of the metric's event types
   that name its code as ``project``, from start to D (local day of ``occurred_at``), net of
-  the corrections of those events up to D, add up to more than zero.
+  the corrections of those events up to D, add up to more than zero. For ``progress_from:
+  level`` (a rate a department measures, :mod:`schemas.indicators`), the latest *reading*:
+  among the reports of the metric's event types measured (local day of ``occurred_at``)
+  from start to D, in scope, the one measured last — among reports of the same moment the
+  one reported last (``reported_at``), then the greater event id — at its reported level
+  plus the deltas of its corrections up to D; 0 before the first report. A report sent late
+  counts from the day it was measured and never overrides a newer measurement.
 - **gap (units)**: actual − expected.
 - **gap (days)**: R − D, where R is the last day whose expected amount the actual covers
   (the last day with expected ≤ actual); start − 1 when not even the first day's amount is
@@ -28,6 +34,10 @@ Definitions, for a pledge and a local (Asia/Shanghai) date D, at the end of D:
   progress (actual ≤ 0) or D is before start. The average since start understates the pace
   inside a season (seasonal and step schedules), so early in a season the projection can
   lie past the deadline while the pledge is on schedule; the gap rules below still hold.
+  For a level, a rate since start means nothing (the level starts where last year left
+  it): the projection extends the trend from the first reading (day F, level f) to the
+  latest (day L, level l): L + ceil((target − l) × (L − F) / (l − f)) days when l > f and
+  L > F; L once l ≥ target; None otherwise (one reading, or no rise).
 - **status**, the first rule that applies:
 
   1. ``not_measurable`` — the pledge has ``measurable: false`` (no event can measure it);
@@ -102,6 +112,8 @@ STATUS_LABELS: dict[Status, tuple[str, str, str]] = {
 }
 
 Curve = tuple[tuple[date, Decimal], ...]
+# A level pledge's first and latest reading (day, level), for its projection.
+Trend = tuple[tuple[date, Decimal], tuple[date, Decimal]]
 # A cumulative actual: (day, amount) at the start and on each day it changes.
 Series = tuple[tuple[date, Decimal], ...]
 
@@ -193,10 +205,30 @@ def classify(
     return Status.ON_TRACK
 
 
+def level_projection(trend: Trend | None, target: Decimal) -> date | None:
+    """When a level reaches ``target`` if it keeps rising as from its first reading to its
+    latest (module docstring); None without a rise."""
+    if trend is None:
+        return None
+    (first_day, first), (last_day, last) = trend
+    if last >= target:
+        return last_day
+    if last <= first or last_day <= first_day:
+        return None
+    days = math.ceil(Fraction(target - last) * (last_day - first_day).days / Fraction(last - first))
+    return last_day + timedelta(days=min(days, (LAST_DAY - last_day).days))
+
+
 def evaluate(
-    pledge: Pledge, *, on: date, actual: Decimal | None, curve: Curve | None = None
+    pledge: Pledge,
+    *,
+    on: date,
+    actual: Decimal | None,
+    curve: Curve | None = None,
+    trend: Trend | None = None,
 ) -> PledgeProgress:
-    """Every number for one pledge at the end of ``on``, given its actual (None: unmeasurable)."""
+    """Every number for one pledge at the end of ``on``, given its actual (None: unmeasurable)
+    and, for a level pledge, its first and latest reading (None: no reading yet)."""
     expected = expected_cumulative(pledge, on)
     if not pledge.measurable:
         actual = None
@@ -206,9 +238,12 @@ def evaluate(
     if actual is not None:
         gap_units = actual - expected
         gap_days = gap_in_days(curve or schedule_curve(pledge), actual, on=on)
-        projected = projected_completion(
-            start=pledge.start, target=pledge.target, actual=actual, on=on
-        )
+        if pledge.progress_from == "level":
+            projected = level_projection(trend, pledge.target)
+        else:
+            projected = projected_completion(
+                start=pledge.start, target=pledge.target, actual=actual, on=on
+            )
     status = classify(
         measurable=pledge.measurable,
         actual=actual,
@@ -280,6 +315,65 @@ def items_done(
         amount += corrected.get(event.event_id, Decimal(0))
         net[event.project] = net.get(event.project, Decimal(0)) + amount
     return sum(1 for amount in net.values() if amount > 0)
+
+
+def level_readings(
+    pledge: Pledge,
+    reports: Sequence[ItemEvent],
+    corrections: Sequence[CorrectionRow],
+    *,
+    on: date,
+) -> list[tuple[date, Decimal]]:
+    """(day measured, level net of corrections up to ``on``) of each report of a level
+    pledge from start to ``on`` in scope, the latest last (module docstring)."""
+    return readings(
+        pledge.metric,
+        reports,
+        corrections,
+        first=pledge.start,
+        last=on,
+        district=None if pledge.district is None else pledge.district.value,
+    )
+
+
+def readings(
+    metric: str,
+    reports: Sequence[ItemEvent],
+    corrections: Sequence[CorrectionRow],
+    *,
+    first: date,
+    last: date,
+    district: str | None = None,
+) -> list[tuple[date, Decimal]]:
+    """The readings of a level ``metric`` measured from ``first`` to ``last`` (in
+    ``district`` if given), each net of its corrections up to ``last``, the latest last."""
+    corrected: dict[UUID, Decimal] = {}
+    for correction in corrections:
+        if local_day(correction.occurred_at) <= last:
+            delta = correction.measures.get(metric, Decimal(0))
+            corrected[correction.corrects] = corrected.get(correction.corrects, Decimal(0)) + delta
+    chosen = [
+        report
+        for report in reports
+        if first <= local_day(report.occurred_at) <= last
+        and (district is None or report.district == district)
+        and metric in report.measures
+    ]
+    chosen.sort(key=lambda r: (r.occurred_at, r.reported_at or r.occurred_at, r.event_id))
+    return [
+        (
+            local_day(report.occurred_at),
+            report.measures[metric] + corrected.get(report.event_id, Decimal(0)),
+        )
+        for report in chosen
+    ]
+
+
+def level_now(readings: Sequence[tuple[date, Decimal]]) -> tuple[Decimal, Trend | None]:
+    """A level pledge's actual (its latest reading; 0 before the first) and its trend."""
+    if not readings:
+        return Decimal(0), None
+    return readings[-1][1], (readings[0], readings[-1])
 
 
 def selected(catalogue: Catalogue, year: int | None) -> list[Pledge]:

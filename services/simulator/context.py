@@ -27,11 +27,16 @@ class Draft:
     model: type[Envelope]
     district: District
     occurred_at: datetime
-    project: str
+    # None for a zone-wide figure that no project carries (an indicator report).
+    project: str | None
     fields: dict[str, Any]
     source_ref: str = ""
+    # Set by a generator when the scenario fixes it (a report designed to arrive late);
+    # otherwise drawn by reports.report_times.
     reported_at: datetime | None = None
     # Over-reported, to be corrected: (field, metric, excess, reason, approver, reported_at).
+    # Set by a generator when the scenario fixes it; otherwise drawn by
+    # reports.choose_corrections.
     excess: tuple[str, str, Decimal, str, str, datetime] | None = None
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from schemas.districts import District
+from schemas.districts import LABELS, District
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,14 @@ ESTATE_PREFIXES = ("锦绣", "翠湖", "枫林", "云栖", "紫荆", "金桂", "
 ESTATE_SUFFIXES = ("苑", "花园", "家园", "雅居", "小区", "公寓")
 CORNERS = ("东北角", "西北角", "东南角", "西南角")
 PHASES = ("一", "二", "三", "四", "五", "六", "七", "八")
+
+
+SUBDISTRICT_NAMES: dict[District, str] = {d: zh for d, (zh, _) in LABELS.items()}
+
+
+def _bare(road: str) -> str:
+    """长椿路 → 长椿, 科学大道 → 科学: a road's name as a park or estate takes it."""
+    return road.removesuffix("路").removesuffix("街").removesuffix("大道")
 
 
 class Names:
@@ -146,6 +154,63 @@ class Names:
         others = [r for r in PLACES[district].roads if r not in road]
         self._rng.shuffle(others)
         return self.unique([f"{road}与{o}交叉口" for o in others])
+
+    def road_section(self, district: District) -> str:
+        """A municipal road project between two crossings, e.g. 冬青街（红杉路—香樟路）."""
+        road, *ends = self._rng.sample(PLACES[district].roads, 3)
+        return self.unique([f"{road}（{ends[0]}—{ends[1]}）"])
+
+    def water_main(self, district: District) -> str:
+        road, *ends = self._rng.sample(PLACES[district].roads, 3)
+        return self.unique([f"{road}供水管网（{ends[0]}—{ends[1]}）"])
+
+    def gas_main(self, district: District) -> str:
+        road, *ends = self._rng.sample(PLACES[district].roads, 3)
+        return self.unique([f"{road}燃气管网（{ends[0]}—{ends[1]}）"])
+
+    def park(self, district: District) -> str:
+        """A park or pocket park (游园), e.g. 孟砦游园, 银杏路口袋公园."""
+        villages = list(PLACES[district].villages)
+        roads = [_bare(r) for r in PLACES[district].roads]
+        self._rng.shuffle(villages)
+        self._rng.shuffle(roads)
+        return self.unique(
+            [f"{v}游园" for v in villages]
+            + [f"{r}口袋公园" for r in roads]
+            + [f"{v}公园" for v in villages]
+        )
+
+    def green_site(self, district: District) -> str:
+        """A site greened: a road's verges, a corner garden or an estate's green."""
+        a, b = self._two_roads(district)
+        villages = list(PLACES[district].villages)
+        self._rng.shuffle(villages)
+        candidates = [f"{a}道路绿化提升", f"{a}与{b}交叉口街头绿地"]
+        self._rng.shuffle(candidates)
+        return self.unique([*candidates, *(f"{v}安置区绿化" for v in villages)])
+
+    def renewal_project(self, district: District) -> str:
+        """An urban renewal (城中村改造) project named after its village."""
+        villages = list(PLACES[district].villages)
+        self._rng.shuffle(villages)
+        return self.unique([f"{v}片区城市更新项目" for v in villages])
+
+    def clinic(self, district: District) -> str:
+        """A community health centre or station, e.g. 石佛街道社区卫生服务中心."""
+        villages = list(PLACES[district].villages)
+        self._rng.shuffle(villages)
+        return self.unique(
+            [f"{SUBDISTRICT_NAMES[district]}社区卫生服务中心"]
+            + [f"{v}社区卫生服务站" for v in villages]
+        )
+
+    def insurance_station(self, district: District) -> str:
+        """A medical-insurance service station, e.g. 枫杨街道医保服务站."""
+        villages = list(PLACES[district].villages)
+        self._rng.shuffle(villages)
+        return self.unique(
+            [f"{SUBDISTRICT_NAMES[district]}医保服务站"] + [f"{v}社区医保服务站" for v in villages]
+        )
 
     def location(self, district: District) -> tuple[float, float]:
         place = PLACES[district]

@@ -13,17 +13,29 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
+from uuid import UUID
 
 from schemas.catalogue import Catalogue, Pledge
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.seeds import load_catalogue
-from schemas.topics import BY_EVENT_TYPE
+from schemas.topics import ALL, BY_EVENT_TYPE
+from services.pledges.rules import (
+    PledgeProgress,
+    Status,
+    evaluate,
+    items_done,
+    level_now,
+    level_readings,
+    metric_actual,
+)
 from services.simulator import faults, reports
 from services.simulator.context import Context, day_end
 from services.simulator.families import simulators
 from services.simulator.faults import InvalidRecord
 from services.simulator.scenario import STATUS_DAYS, SimulationError
+from streams.db.pledges import CorrectionRow, ItemEvent
+from streams.rollup import local_day
 
 DEFAULT_SEED = 7
 
@@ -67,13 +79,41 @@ class Plan:
         return tuple(e for e in self.events if not isinstance(e, Correction))
 
 
+# Level metrics (a rate counted from time to time): never summed, their value is the
+# latest reading (schemas/indicators.py).
+LEVELS = frozenset(m.name for spec in ALL for m in spec.metrics if m.level)
+
+
 def expected_totals(plan: Plan) -> dict[str, Decimal]:
-    """Metric → what the valid events of the plan add up to, after dedupe and corrections."""
+    """Metric → what the valid events of the plan add up to, after dedupe and corrections;
+    level metrics are not sums and are left out (:func:`latest_levels`)."""
     totals: dict[str, Decimal] = {}
     for event in plan.events:
         for metric, quantity in event.measures().items():
-            totals[metric] = totals.get(metric, Decimal(0)) + quantity
+            if metric not in LEVELS:
+                totals[metric] = totals.get(metric, Decimal(0)) + quantity
     return dict(sorted(totals.items()))
+
+
+def latest_levels(plan: Plan) -> dict[str, Decimal]:
+    """Level metric → its value at the end of the plan: the reading measured last (among
+    readings of the same moment the one reported last, then the greater event id) plus the
+    deltas of its corrections — what the platform shows (services/pledges/rules.py)."""
+    deltas: dict[UUID, Decimal] = {}
+    for correction in plan.corrections:
+        if correction.metric in LEVELS:
+            deltas[correction.corrects] = deltas.get(correction.corrects, Decimal(0)) + (
+                correction.delta
+            )
+    latest: dict[str, tuple[tuple[datetime, datetime, UUID], Decimal]] = {}
+    for event in plan.originals:
+        for metric, level in event.measures().items():
+            if metric not in LEVELS:
+                continue
+            order = (event.occurred_at, event.reported_at, event.event_id)
+            if metric not in latest or latest[metric][0] < order:
+                latest[metric] = (order, level + deltas.get(event.event_id, Decimal(0)))
+    return {metric: value for metric, (_, value) in sorted(latest.items())}
 
 
 @dataclass(frozen=True)
@@ -81,34 +121,69 @@ class PledgePosition:
     pledge: Pledge
     expected: Decimal
     actual: Decimal
+    # Every figure of the pledge by the platform's rules: gap, projection, status.
+    progress: PledgeProgress
 
     @property
     def ratio(self) -> Decimal | None:
-        return self.actual / self.expected if self.expected else None
+        """Actual over expected; None where nothing is due yet, and for a level (a rate
+        is not a share of its schedule)."""
+        if not self.expected or self.pledge.progress_from == "level":
+            return None
+        return self.actual / self.expected
+
+    @property
+    def status(self) -> Status:
+        return self.progress.status
 
 
 def pledge_positions(
     plan: Plan, day: date, catalogue: Catalogue | None = None
 ) -> list[PledgePosition]:
-    """Where each measurable pledge of the plan's year stands at the end of ``day``, counting
-    the plan's events that occurred by then (items: named projects reported done)."""
+    """Where each measurable pledge of the plan's year stands at the end of ``day``: the
+    plan's events as the platform would hold them, through the platform's own rules
+    (:mod:`services.pledges.rules`): a metric's daily totals, items done net of corrections,
+    a level's latest reading and its trend."""
     catalogue = catalogue or load_catalogue()
     end = day_end(day)
-    done = [e for e in plan.events if e.occurred_at <= end]
+    known = [e for e in plan.events if e.occurred_at <= end]
+    corrections = [
+        CorrectionRow(corrects=e.corrects, occurred_at=e.occurred_at, measures=e.measures())
+        for e in known
+        if isinstance(e, Correction)
+    ]
     positions = []
     for pledge in catalogue.pledges_for(plan.year):
         metric = catalogue.metric(pledge.metric)
         if not pledge.measurable or not metric.event_types:
             continue
-        if pledge.progress_from == "items":
-            codes = {item.code for item in pledge.items}
-            found = {
-                e.project for e in done if e.project in codes and pledge.metric in e.measures()
-            }
-            actual = Decimal(len(found))
+        trend = None
+        if pledge.progress_from == "metric":
+            rows = [
+                (local_day(e.occurred_at), e.district.value, quantity)
+                for e in known
+                if (quantity := e.measures().get(pledge.metric)) is not None
+            ]
+            actual = metric_actual(rows, pledge, on=day)
         else:
-            actual = sum((e.measures().get(pledge.metric, Decimal(0)) for e in done), Decimal(0))
-        positions.append(PledgePosition(pledge, pledge.expected_by(day), actual))
+            reports = [
+                ItemEvent(
+                    event_id=e.event_id,
+                    project=e.project or "",
+                    district=e.district.value,
+                    occurred_at=e.occurred_at,
+                    measures=e.measures(),
+                    reported_at=e.reported_at,
+                )
+                for e in known
+                if e.event_type_name in metric.event_types
+            ]
+            if pledge.progress_from == "level":
+                actual, trend = level_now(level_readings(pledge, reports, corrections, on=day))
+            else:
+                actual = Decimal(items_done(pledge, reports, corrections, on=day))
+        progress = evaluate(pledge, on=day, actual=actual, trend=trend)
+        positions.append(PledgePosition(pledge, progress.expected_to_date, actual, progress))
     return positions
 
 
@@ -133,7 +208,7 @@ def plan(
     status_date = ctx.day(*status_day) if status_day else None
     status_end = day_end(status_date) if status_date else None
 
-    drafts.sort(key=lambda d: (d.occurred_at, d.model.event_type_name, d.project))
+    drafts.sort(key=lambda d: (d.occurred_at, d.model.event_type_name, d.project or ""))
     reports.number(drafts, ctx)
     reports.report_times(drafts, ctx.rng("reporting"), status_end)
     reports.choose_corrections(drafts, ctx, status_end, families.correctable, families.officials)

@@ -28,16 +28,19 @@ def number(drafts: list[Draft], ctx: Context) -> None:
 
 def report_times(drafts: list[Draft], rng: random.Random, status_end: datetime | None) -> None:
     """Most events reported within hours; ~10% 1–30 days late. Events up to the status
-    date are reported by it, so the designed position on that date is what is known."""
+    date are reported by it, so the designed position on that date is what is known. A
+    report time the scenario fixed (``Draft.reported_at`` already set) is kept."""
 
     def room(draft: Draft) -> timedelta:
         if status_end is None or draft.occurred_at > status_end:
             return timedelta(days=LATE_DAYS[1] + 1)
         return status_end - draft.occurred_at
 
-    late_ok = [i for i, draft in enumerate(drafts) if room(draft) >= timedelta(days=2)]
-    late = set(rng.sample(late_ok, min(len(late_ok), round(LATE_SHARE * len(drafts)))))
-    for i, draft in enumerate(drafts):
+    free = [i for i, draft in enumerate(drafts) if draft.reported_at is None]
+    late_ok = [i for i in free if room(drafts[i]) >= timedelta(days=2)]
+    late = set(rng.sample(late_ok, min(len(late_ok), round(LATE_SHARE * len(free)))))
+    for i in free:
+        draft = drafts[i]
         if i in late:
             days = rng.randint(LATE_DAYS[0], min(LATE_DAYS[1], room(draft).days - 1))
             reported = working_hours(rng, draft.occurred_at.date() + timedelta(days=days))
@@ -56,7 +59,8 @@ def choose_corrections(
     officials: Callable[[str], tuple[str, ...]],
 ) -> None:
     """Over-report a few events, of different types, each to be corrected 7–40 days after
-    its report. With a status date, the first one is corrected before that date."""
+    its report. With a status date, the first one is corrected before that date. An
+    over-report the scenario fixed (``Draft.excess`` already set) comes on top."""
     rng = ctx.rng("corrections")
     types = list(correctable)
     rng.shuffle(types)
@@ -66,7 +70,7 @@ def choose_corrections(
             break
         candidates = []
         for draft in drafts:
-            if draft.model.event_type_name != kind.event_type:
+            if draft.model.event_type_name != kind.event_type or draft.excess is not None:
                 continue
             latest = draft.reported + timedelta(days=40)
             if status_end is not None:
@@ -86,6 +90,8 @@ def choose_corrections(
             excess = (value * Decimal(rng.uniform(0.03, 0.12))).quantize(M2)
         elif field_name == "places":
             excess = Decimal(45 * rng.randint(1, 2))
+        elif field_name == "length_km":  # a section's length measured along the wrong line
+            excess = Decimal(rng.randint(50, 400)) / 1000
         else:
             excess = Decimal(rng.randint(8, 40))
         metric = kind.metric_of(draft.fields)

@@ -23,7 +23,8 @@ from rich.table import Table
 from schemas.catalogue import Catalogue
 from schemas.seeds import load_catalogue
 from schemas.validation import FUTURE_TOLERANCE
-from services.simulator.plan import Plan, expected_totals, pledge_positions
+from services.pledges.rules import STATUS_LABELS
+from services.simulator.plan import Plan, expected_totals, latest_levels, pledge_positions
 from services.simulator.plan import plan as make_plan
 from services.simulator.scenario import SimulationError
 from streams.settings import Settings
@@ -93,18 +94,23 @@ def print_plan(plan: Plan, console: Console, catalogue: Catalogue | None = None)
 
 
 def print_totals(plan: Plan, console: Console, catalogue: Catalogue | None = None) -> None:
-    """What the valid events add up to, beside the reported figure or the pledge."""
+    """What the valid events add up to (a level metric: its latest reading), beside the
+    reported figure; then where each pledge stands, by the platform's rules."""
     catalogue = catalogue or load_catalogue()
     totals = expected_totals(plan)
+    levels = latest_levels(plan)
     reported = {a.metric: a.value for a in catalogue.achievements_for(plan.year)}
-    table = Table(title="合计 Totals per metric (valid events)", title_justify="left")
+    table = Table(
+        title="合计 Totals per metric (valid events; a rate: its latest reading)",
+        title_justify="left",
+    )
     table.add_column("metric")
     table.add_column("unit")
     table.add_column("total", justify="right")
     if reported:
         table.add_column(f"reported {plan.year}", justify="right")
         table.add_column("")
-    for metric, total in totals.items():
+    for metric, total in sorted({**totals, **levels}.items()):
         row = [metric, catalogue.metric(metric).unit, _quantity(total)]
         if metric in reported:
             mark = "[green]=[/]" if reported[metric] == total else "[red]≠[/]"
@@ -118,21 +124,26 @@ def print_totals(plan: Plan, console: Console, catalogue: Catalogue | None = Non
     if not positions:
         return
     table = Table(title=f"承诺 Pledges on {day}", title_justify="left")
-    table.add_column("pledge")
+    table.add_column("pledge", overflow="fold")
     table.add_column("target", justify="right")
     table.add_column("expected", justify="right")
     table.add_column("actual", justify="right")
     table.add_column("pace", justify="right")
+    table.add_column("status")
+    table.add_column("projected", justify="right")
     for pos in positions:
         ratio = pos.ratio
         pace = f"{ratio:.0%}" if ratio is not None else "–"
-        style = "green" if ratio is None or ratio >= 1 else ("yellow" if ratio >= 0.8 else "red")
+        zh, en, style = STATUS_LABELS[pos.status]
+        projected = pos.progress.projected_completion
         table.add_row(
             pos.pledge.id,
             _quantity(pos.pledge.target),
             _quantity(pos.expected.quantize(Decimal("0.01"))),
             _quantity(pos.actual),
-            f"[{style}]{pace}[/]",
+            pace,
+            f"[{style}]{zh} {en}[/]",
+            str(projected) if projected else "–",
         )
     console.print(table)
 

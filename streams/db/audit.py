@@ -337,6 +337,28 @@ def item_events(
     return originals, corrections
 
 
+def level_events(
+    conn: Conn, *, event_types: Sequence[str], until: datetime, ingested_by: datetime | None
+) -> tuple[list[LedgerRow], list[LedgerRow]]:
+    """As :func:`streams.db.pledges.level_reports` (reports of a level metric's
+    ``event_types`` and their corrections, occurring before ``until``), only counting rows
+    ingested by ``ingested_by`` when it is given."""
+    if not event_types:
+        return [], []
+    ingested, ingested_params = _ingested(ingested_by)
+    reports = _ledger_events(
+        conn,
+        sql.SQL("event_type = ANY(%s) AND occurred_at < %s AND {}").format(ingested),
+        [list(event_types), until, *ingested_params],
+    )
+    corrections = _ledger_events(
+        conn,
+        sql.SQL("corrects = ANY(%s) AND occurred_at < %s AND {}").format(ingested),
+        [[e.event_id for e in reports], until, *ingested_params],
+    )
+    return reports, corrections
+
+
 def corrections_of(
     conn: Conn, *, ids: Sequence[UUID], ingested_by: datetime | None
 ) -> list[LedgerRow]:

@@ -95,6 +95,8 @@ class ItemEvent:
     district: str
     occurred_at: datetime
     measures: dict[str, Decimal]
+    # Orders two reports of a level measured at the same moment (the later one counts).
+    reported_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,31 @@ def item_events(
         ).fetchall()
     corrections = [CorrectionRow(row[0], row[1], _decimals(row[2])) for row in rows]
     return originals, corrections
+
+
+def level_reports(
+    conn: psycopg.Connection[Any], *, event_types: Sequence[str], until: datetime
+) -> tuple[list[ItemEvent], list[CorrectionRow]]:
+    """Reports of ``event_types`` (a level metric's) and their corrections, both occurring
+    before ``until``."""
+    if not event_types:
+        return [], []
+    with _errors("reading the events ledger"):
+        rows = conn.execute(
+            "SELECT event_id, coalesce(project, ''), district, occurred_at, measures, "
+            "reported_at FROM events WHERE event_type = ANY(%s) AND occurred_at < %s",
+            (list(event_types), until),
+        ).fetchall()
+        reports = [
+            ItemEvent(row[0], row[1], row[2], row[3], _decimals(row[4]), row[5]) for row in rows
+        ]
+        rows = conn.execute(
+            "SELECT corrects, occurred_at, measures FROM events "
+            "WHERE corrects = ANY(%s) AND occurred_at < %s",
+            ([e.event_id for e in reports], until),
+        ).fetchall()
+    corrections = [CorrectionRow(row[0], row[1], _decimals(row[2])) for row in rows]
+    return reports, corrections
 
 
 def _decimals(measures: dict[str, str]) -> dict[str, Decimal]:

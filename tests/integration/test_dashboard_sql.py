@@ -5,6 +5,12 @@ real PostgreSQL as the read-only role ``grafana_reader`` after a simulated 2024.
 The year goes in the cheapest real way: the pledge catalogue through ``pledges load``, then
 the simulator's records (valid events, corrections, re-sends, invalid records) through the
 sink's own ``prepare`` and ``streams.db.ledger.write_batch``, as a worker would write them.
+What the simulated year does not send is added by hand (:func:`supplement`): events of every
+declared event type it has none of, built from the type's declared example, with a
+correction retracting one; and for a level metric (a rate reported from time to time) a
+series of reports — a late one, two of the same moment, one from a subdistrict — and a
+correction of the one that counts. So every family's board, the new ones included, shows
+rows, and its figures are checked against sums and latest reports computed here.
 The SQL comes from the committed JSON and YAML that Grafana loads.
 """
 
@@ -14,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import time
+import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,15 +39,17 @@ from pydantic import SecretStr
 
 from dashboards import audit, build, pipeline, pledges
 from dashboards.macros import Context, TimeRange, Variable, expand
-from dashboards.sqlparts import displays
-from schemas.catalogue import EVENT_FAMILIES, Catalogue, Pledge
+from dashboards.sqlparts import Display, displays, milestone_event_types
+from schemas.catalogue import EVENT_FAMILIES, LEVEL_METRICS, Catalogue, Pledge
 from schemas.corrections import Correction
 from schemas.envelope import CST, Envelope
-from schemas.topics import ALL
+from schemas.family import EventKind, Family
+from schemas.indicators import IndicatorReport
+from schemas.topics import ALL, BY_EVENT_TYPE, FAMILIES
 from services.pledges.reads import progress
 from services.pledges.rules import Status
 from services.pledges.store import load, validated_catalogue
-from services.simulator.plan import Plan, expected_totals, plan
+from services.simulator.plan import Plan, plan
 from streams.batch import Record, prepare
 from streams.db import connect, connect_async
 from streams.db.ledger import write_batch
@@ -74,24 +83,40 @@ class Year:
     settings: Settings
     plan: Plan
     catalogue: Catalogue
+    # Written after the plan's records: what the simulated year does not send (supplement).
+    supplement: tuple[Envelope, ...] = ()
+
+    @property
+    def events(self) -> tuple[Envelope, ...]:
+        """Every valid event in the ledger once, originals and corrections."""
+        return (*self.plan.events, *self.supplement)
+
+    @property
+    def corrections(self) -> tuple[Correction, ...]:
+        return tuple(e for e in self.events if isinstance(e, Correction))
 
 
-async def _write(settings: Settings, year: Plan) -> None:
+# A record: topic, key, value, the time the broker stamped it.
+Sent = tuple[str, bytes | None, bytes, datetime]
+
+
+def _sent(event: Envelope) -> Sent:
+    # Sent a minute after the department's reported_at (the broker's clock judges it).
+    spec = BY_EVENT_TYPE[event.event_type_name]
+    value = event.model_dump_json().encode()
+    return spec.name, event.partition_key(), value, event.reported_at + timedelta(minutes=1)
+
+
+async def _write(settings: Settings, sent: list[Sent]) -> None:
     specs = {spec.name: spec for spec in ALL}
     by_topic: dict[str, list[Record]] = defaultdict(list)
     offsets: dict[tuple[str, int], int] = defaultdict(int)
-    for outgoing in year.records:  # in send order, so corrections follow what they correct
-        partition = zlib.crc32(outgoing.key or b"") % PARTITIONS
-        offset = offsets[(outgoing.topic, partition)]
-        offsets[(outgoing.topic, partition)] += 1
-        by_topic[outgoing.topic].append(
-            Record(
-                outgoing.topic,
-                partition,
-                offset,
-                outgoing.value,
-                int(outgoing.sent_at.timestamp() * 1000),
-            )
+    for topic, key, value, sent_at in sent:  # in send order: corrections after what they correct
+        partition = zlib.crc32(key or b"") % PARTITIONS
+        offset = offsets[(topic, partition)]
+        offsets[(topic, partition)] += 1
+        by_topic[topic].append(
+            Record(topic, partition, offset, value, int(sent_at.timestamp() * 1000))
         )
     conn = await connect_async(settings)
     try:
@@ -107,8 +132,194 @@ def year(isolated: Settings) -> Year:
     with connect(isolated) as conn:
         load(conn, catalogue=catalogue)
     simulated = plan(2024, catalogue=catalogue)
-    asyncio.run(_write(isolated, simulated))
-    return Year(isolated, simulated, catalogue)
+    added = supplement(simulated)
+    sent: list[Sent] = [(r.topic, r.key, r.value, r.sent_at) for r in simulated.records]
+    asyncio.run(_write(isolated, [*sent, *map(_sent, added)]))
+    return Year(isolated, simulated, catalogue, added)
+
+
+# --------------------------------------------------------------------------- what the year lacks
+
+FIXTURE = uuid.UUID("3f0c2a7e-5d1b-4e8f-9a64-2b7d9c1e0f35")
+FIRST_DAY = date(2024, 1, 1)
+LAST_DAY = date(2024, 12, 31)
+
+
+def _at(month: int, day: int, hour: int = 9) -> datetime:
+    return datetime(2024, month, day, hour, tzinfo=SHANGHAI)
+
+
+def _build(
+    model: type[Envelope],
+    family: str,
+    label: str,
+    *,
+    district: str,
+    occurred_at: datetime,
+    reported_at: datetime,
+    **fields: Any,
+) -> Envelope:
+    envelope = {
+        "event_type": model.event_type_name,
+        "event_id": str(uuid.uuid5(FIXTURE, label)),
+        "department": family,
+        "district": district,
+        "occurred_at": occurred_at.isoformat(),
+        "reported_at": reported_at.isoformat(),
+        "source_ref": f"FX-{label}",
+    }
+    return model.model_validate({**envelope, **fields})
+
+
+def _examples(family: Family, kind: EventKind) -> list[Envelope]:
+    """Two events of ``kind`` from its declared example: in Shifo in March, in Gouzhao in May
+    (the second one's project renamed, so a milestone names two projects)."""
+    example = dict(kind.example)
+    project = str(example.pop("project", kind.label_zh))
+    return [
+        _build(
+            kind.model,
+            family.name,
+            f"{kind.name}-{n}",
+            district=district,
+            occurred_at=occurred_at,
+            reported_at=occurred_at + timedelta(days=1),
+            project=project if n == 1 else f"{project}-b",
+            **example,
+        )
+        for n, district, occurred_at in ((1, "shifo", _at(3, 15)), (2, "gouzhao", _at(5, 20)))
+    ]
+
+
+def _retraction(family: Family, wrong: Envelope) -> Correction:
+    """A correction taking back the whole of ``wrong``'s first measure."""
+    metric, quantity = next(iter(wrong.measures().items()))
+    correction = _build(
+        family.correction,
+        family.name,
+        f"{family.correction_type}-{wrong.event_id}",
+        district=str(wrong.district),
+        occurred_at=_at(6, 15),
+        reported_at=_at(6, 16),
+        project=wrong.project,
+        corrects=str(wrong.event_id),
+        metric=metric,
+        delta=str(-quantity),
+        reason="重复上报 / reported twice",
+        approved_by="王芳 (科长)",
+    )
+    assert isinstance(correction, Correction)
+    return correction
+
+
+# A level's reports: (district, measured, reported, level in %, counts given); the figures are
+# (first, subdistrict, March, June, June again, late May), then a correction of June again.
+LEVEL_SERIES = {
+    "housing.return_rate_pct": ("92.00", "95.10", "93.10", "93.80", "94.20", "96.00", "-0.30"),
+    "education.kindergarten_inclusive_rate_pct": (
+        "89.00",
+        "90.50",
+        "90.10",
+        "91.20",
+        "91.60",
+        "94.00",
+        "-0.30",
+    ),
+}
+
+
+def _level_reports(family: Family, kind: EventKind, metric: str) -> list[Envelope]:
+    """Reports of a level: the first by percentage alone, the others with numerator and
+    denominator; two measured at the same moment (the one reported later counts); one
+    measured in May but sent in July, after the June ones (it must not override them); one
+    from a subdistrict; and a correction of the June report that counts."""
+    first, shifo, march, june, june_again, late, delta = LEVEL_SERIES[metric]
+
+    def report(
+        n: int, district: str, measured: datetime, reported: datetime, level: str
+    ) -> Envelope:
+        counts = {"numerator": int(Decimal(level) * 100), "denominator": 10_000}
+        fields = {"level_pct": level} if n == 1 else counts
+        return _build(
+            kind.model,
+            family.name,
+            f"{kind.name}-{n}",
+            district=district,
+            occurred_at=measured,
+            reported_at=reported,
+            **fields,
+        )
+
+    reports = [
+        report(1, "zone", _at(1, 15), _at(1, 20), first),
+        report(2, "shifo", _at(2, 10), _at(2, 12), shifo),
+        report(3, "zone", _at(3, 31), _at(4, 3), march),
+        report(4, "zone", _at(6, 30, 10), _at(7, 2), june),
+        report(5, "zone", _at(6, 30, 10), _at(7, 5), june_again),
+        report(6, "zone", _at(5, 31), _at(7, 20), late),
+    ]
+    correction = _build(
+        family.correction,
+        family.name,
+        f"{family.correction_type}-{kind.name}",
+        district="zone",
+        occurred_at=_at(7, 10),
+        reported_at=_at(7, 10, 15),
+        corrects=str(reports[4].event_id),
+        metric=metric,
+        delta=delta,
+        reason="分母漏计一所民办园 / one private kindergarten missing from the denominator",
+        approved_by="李强 (处长)",
+    )
+    return [*reports, correction]
+
+
+def _level_correction(family: Family, metric: str, reports: list[Envelope]) -> Correction:
+    """A correction of the report that counts (the latest), by one hundredth of a point."""
+    latest = max(reports, key=lambda e: (e.occurred_at, e.reported_at, e.event_id))
+    correction = _build(
+        family.correction,
+        family.name,
+        f"{family.correction_type}-{latest.event_id}",
+        district=str(latest.district),
+        occurred_at=latest.reported_at + timedelta(days=1),
+        reported_at=latest.reported_at + timedelta(days=1, hours=1),
+        project=latest.project,
+        corrects=str(latest.event_id),
+        metric=metric,
+        delta="-0.01",
+        reason="四舍五入错误 / rounded the wrong way",
+        approved_by="李强 (处长)",
+    )
+    assert isinstance(correction, Correction)
+    return correction
+
+
+def supplement(year: Plan) -> tuple[Envelope, ...]:
+    """Events of what ``year`` does not send, so that every panel of every family has rows:
+    for each event type it has no event of, :func:`_examples`, and for each family it then
+    has no correction of, a correction retracting one of them; for each level metric it has
+    no report of, :func:`_level_reports`, and for one whose reports it never corrects, a
+    correction of the report that counts (:func:`_level_correction`)."""
+    sent = {event.event_type_name for event in year.events}
+    corrected = {c.metric for c in year.corrections}
+    added: list[Envelope] = []
+    for family in FAMILIES:
+        examples: list[Envelope] = []
+        for kind in family.events:
+            if issubclass(kind.model, IndicatorReport):
+                metric = kind.model.metric
+                if kind.name not in sent:
+                    added += _level_reports(family, kind, metric)
+                elif metric not in corrected:
+                    reports = [e for e in year.events if e.event_type_name == kind.name]
+                    added.append(_level_correction(family, metric, reports))
+            elif kind.name not in sent:
+                examples += _examples(family, kind)
+        added += examples
+        if examples and family.correction_type not in sent:
+            added.append(_retraction(family, examples[1]))
+    return tuple(added)
 
 
 def _reader_password(settings: Settings) -> str:
@@ -300,6 +511,49 @@ def _local_day(moment: datetime) -> date:
     return moment.astimezone(CST).date()
 
 
+def _totals(events: tuple[Envelope, ...]) -> dict[str, Decimal]:
+    """Metric → what the events add up to (corrections included); levels are not summed."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for event in events:
+        for metric, quantity in event.measures().items():
+            if metric not in LEVEL_METRICS:
+                totals[metric] += quantity
+    return dict(totals)
+
+
+def _reports(events: tuple[Envelope, ...], metric: str) -> list[Envelope]:
+    """A level's reports measured in 2024, the one that counts last (pledge rules' order)."""
+    found = [
+        e
+        for e in events
+        if not isinstance(e, Correction)
+        and metric in e.measures()
+        and FIRST_DAY <= _local_day(e.occurred_at) <= LAST_DAY
+    ]
+    return sorted(found, key=lambda e: (e.occurred_at, e.reported_at, e.event_id))
+
+
+def latest_level(events: tuple[Envelope, ...], metric: str) -> Decimal | None:
+    """A level at the end of 2024: its latest report plus that report's corrections."""
+    reports = _reports(events, metric)
+    if not reports:
+        return None
+    latest = reports[-1]
+    deltas = [
+        e.measures()[metric]
+        for e in events
+        if isinstance(e, Correction)
+        and e.corrects == latest.event_id
+        and _local_day(e.occurred_at) <= LAST_DAY
+    ]
+    return latest.measures()[metric] + sum(deltas, Decimal(0))
+
+
+def _level_display(title: str) -> Display | None:
+    """The level a panel shows, by its title."""
+    return next((d for d in displays().values() if d.level and d.label_zh in title), None)
+
+
 def _carries(events: tuple[Envelope, ...], pledge: Pledge, until: date) -> list[Envelope]:
     """The plan's events that make up a pledge's figure (its metric, subdistrict, days)."""
     return [
@@ -315,10 +569,10 @@ def expects_rows(run: Run, year: Year) -> bool:
     """Whether the simulated year holds data for this panel (every panel must then show some)."""
     title = run.title
     family = run.board.removeprefix("citystream-")
-    corrections = year.plan.corrections
+    corrections = year.corrections
     if run.board == audit.UID:
         pledge = year.catalogue.pledge(run.value("pledge"))
-        behind = _carries(year.plan.events, pledge, date(2024, 12, 31))
+        behind = _carries(year.events, pledge, LAST_DAY)
         if title.startswith("事件明细"):
             return bool(behind)
         if title.startswith("更正记录"):
@@ -326,12 +580,23 @@ def expects_rows(run: Run, year: Year) -> bool:
     if run.board == pipeline.UID and title.startswith("主题重建记录"):
         return False  # the simulated year has no topic deleted and created again
     if family in EVENT_FAMILIES:
+        level = _level_display(title)
+        if level is not None:  # a stat has its one row, NULL without a report
+            return run.panel["type"] == "stat" or bool(_reports(year.events, level.metric))
         if title.startswith("更正"):
             return any(c.event_type_name == f"{family}.correction" for c in corrections)
         if title.startswith("累计"):
             metric = next(d for d in displays().values() if title.endswith(d.label_en.lower()))
-            return expected_totals(year.plan).get(metric.metric, Decimal(0)) != 0
+            return _totals(year.events).get(metric.metric, Decimal(0)) != 0
+        if title.startswith("项目节点"):
+            return any(
+                e.event_type_name in milestone_event_types(family) for e in _in_2024(year.events)
+            )
     return True
+
+
+def _in_2024(events: tuple[Envelope, ...]) -> list[Envelope]:
+    return [e for e in events if FIRST_DAY <= _local_day(e.occurred_at) <= LAST_DAY]
 
 
 # --------------------------------------------------------------------------- the tests
@@ -357,13 +622,65 @@ def test_every_panel_query_runs_as_grafana_reader(
     assert {run.board for run in runs} == build_uids()
 
     # The figures themselves, against independent computations.
-    totals = expected_totals(year.plan)
-    for run in runs:
-        if run.panel["type"] == "stat" and run.board.removeprefix("citystream-") in EVENT_FAMILIES:
+    totals = _totals(year.events)
+    family_runs = [run for run in runs if run.board.removeprefix("citystream-") in EVENT_FAMILIES]
+    assert {run.board for run in family_runs} == {family.dashboard_uid for family in FAMILIES}
+    for run in family_runs:
+        level = _level_display(run.title)
+        if run.panel["type"] == "stat" and level is not None:
+            assert run.result.rows[0][0] == latest_level(year.events, level.metric), run.title
+        elif run.panel["type"] == "stat":
             display = next(d for d in displays().values() if d.title == run.title)
-            assert run.result.rows[0][0] == totals[display.metric] / display.scale, run.title
+            total = totals.get(display.metric, Decimal(0))
+            assert run.result.rows[0][0] == total / display.scale, run.title
+        elif level is not None and run.panel["type"] == "table":
+            reports = _reports(year.events, level.metric)
+            assert len(run.result.rows) == len(reports), run.title
+            (current,) = [
+                row
+                for row in run.result.rows
+                if row[run.result.names.index("说明 · Note")] == "当前水平 · Current level"
+            ]
+            standing = current[run.result.names.index("现值 · Standing (%)")]
+            assert standing == latest_level(year.events, level.metric), run.title
+            counts = run.result.column("分母 · Denominator")
+            assert any(count is not None for count in counts), run.title
+        elif run.title == "项目节点 · Project milestones":
+            family = run.board.removeprefix("citystream-")
+            types = milestone_event_types(family)
+            reached = [e for e in _in_2024(year.events) if e.event_type_name in types]
+            assert len(run.result.rows) == len(reached), run.board
+            retracted = [
+                e
+                for e in reached
+                if 1 + sum(c.delta for c in year.corrections if c.corrects == e.event_id) <= 0
+            ]
+            counted = run.result.column("计入 · Counted")
+            assert sum(c.startswith("否") for c in counted) == len(retracted), run.board
+    # the supplement's level series: its reports and the correction of the one that counts
+    for metric in LEVEL_METRICS:
+        assert _reports(year.events, metric), metric
+    assert any(c.metric in LEVEL_METRICS for c in year.corrections), (
+        "no correction of a level's report"
+    )
 
     python = {row.pledge_id: row for row in progress(reader, on=AUGUST_END.date(), year=2024)}
+    assert len(python) == len(year.catalogue.pledges_for(2024))
+    (table,) = [
+        run
+        for run in runs
+        if run.board == pledges.UID
+        and run.title == "承诺一览 · All pledges"
+        and len(run.variables["department"].values) > 1
+    ]
+    assert sorted(table.result.column("pledge_id")) == sorted(python), "every pledge of 2024"
+    levels = {p.id for p in year.catalogue.pledges_for(2024) if p.progress_from == "level"}
+    assert levels, "no level pledge in 2024"
+    for values in table.result.rows:
+        cell = dict(zip(table.result.names, values, strict=True))
+        if cell["pledge_id"] in levels:  # a rate: in percent, its gap in percentage points
+            assert cell["目标 · Target"].endswith("%") and cell["实际 · Actual"].endswith("%")
+            assert cell["差距 · Gap"].endswith(" 个百分点"), cell
     gauges = [run for run in runs if run.board == pledges.UID and run.panel["type"] == "gauge"]
     assert len(gauges) == len([p for p in python.values() if p.status != Status.NOT_MEASURABLE])
     for run in gauges:
@@ -390,12 +707,12 @@ def test_every_panel_query_runs_as_grafana_reader(
         for run in runs
         if run.board == pipeline.UID
     }
-    assert pipe["已接受 · Accepted"] == len(year.plan.events)
+    assert pipe["已接受 · Accepted"] == len(year.events)
     assert pipe["无法存储 · Unprocessable records"] == 0
     assert pipe["主题重建 · Topic resets"] == 0
     assert pipe["主题重建记录 · Topic resets"] is None
     assert pipe["已拒收 · Rejected (dead letters)"] == len(year.plan.invalid)
-    assert pipe["接收 · Records in"] == len(year.plan.events) + len(year.plan.invalid)
+    assert pipe["接收 · Records in"] == len(year.events) + len(year.plan.invalid)
     chain = [run for run in runs if run.title == "哈希链 · Hash chain"]
     assert chain and all(run.result.rows == [(0,)] for run in chain)
 
@@ -463,6 +780,14 @@ def test_alert_rules_run_and_fire_where_they_should(
     }
     assert flagged and {labels[0] for labels in firing} == flagged
     assert len(result.rows) > len(firing)  # on-track pledges are rows too, not firing
+    # level pledges (rates, read from the ledger, never from metric_daily) are judged too
+    severity = dict(zip(result.column("pledge"), result.column("severity"), strict=True))
+    by_id = {row.pledge_id: row for row in python}
+    levels = [p.id for p in year.catalogue.pledges_for(2024) if p.progress_from == "level"]
+    assert levels and all(pid in severity for pid in levels)
+    for pid in levels:
+        status = by_id[pid].status
+        assert severity[pid] == {Status.BEHIND: 2, Status.AT_RISK: 1}.get(status, 0), pid
 
     result, firing = evaluate(rules["citystream-deadletter-spike"], runner, now)
     assert sum(result.column("dead_letters")) == len(year.plan.invalid) > 0

@@ -190,6 +190,37 @@ def _insert_events(conn: psycopg.Connection[Any]) -> None:
         project="changchun-road",
         measures=points,
     )
+    # Level pledges: the latest reading counts, net of its corrections.
+    rate = "housing.return_rate_pct"
+    march = None
+    for month, day, level in ((1, 31, "92.4"), (3, 31, "94.1"), (6, 30, "97.2"), (9, 29, "99.5")):
+        reading = _insert_event(
+            conn,
+            event_type="housing.return_rate_reported",
+            district="zone",
+            occurred_at=datetime(2024, month, day, 8, tzinfo=UTC),
+            project=None,
+            measures={rate: level},
+        )
+        march = reading if month == 3 else march
+    _insert_event(  # March's reading corrected on 5 April
+        conn,
+        event_type="housing.correction",
+        district="zone",
+        occurred_at=datetime(2024, 4, 5, 2, tzinfo=UTC),
+        project=None,
+        measures={rate: "-0.8"},
+        corrects=march,
+    )
+    for month, level in ((2, "90.8"), (5, "91.9"), (8, "92.6")):
+        _insert_event(
+            conn,
+            event_type="education.inclusive_rate_reported",
+            district="zone",
+            occurred_at=datetime(2024, month, 28, 8, tzinfo=UTC),
+            project=None,
+            measures={"education.kindergarten_inclusive_rate_pct": level},
+        )
     _insert_event(  # 31 August 17:00 UTC is 1 September, 01:00 in Zhengzhou
         conn,
         event_type="education.school_opened",
@@ -250,8 +281,13 @@ def test_sql_and_python_agree_for_every_pledge_and_date(
         Status.BEHIND,
         Status.AT_RISK,
         Status.ON_TRACK,
-        Status.NOT_MEASURABLE,
     }
+    rate = "2024-housing-return-before-national-day"
+    assert seen[date(2024, 3, 31)][rate].actual_to_date == Decimal("94.1")
+    assert seen[date(2024, 5, 31)][rate].actual_to_date == Decimal("93.3")  # corrected
+    assert seen[date(2024, 9, 30)][rate].actual_to_date == Decimal("99.5")
+    assert seen[date(2024, 8, 31)][rate].projected_completion is not None
+    assert seen[date(2024, 12, 31)][rate].status is Status.OVERDUE
     assert any(row.gap_days and row.gap_days > 0 for rows in seen.values() for row in rows.values())
     assert any(
         row.projected_completion is not None for rows in seen.values() for row in rows.values()
@@ -376,5 +412,5 @@ def test_the_pledges_commands(isolated: Settings) -> None:
     assert "added: 0  unchanged: 17" in run("load")
     out = run("status", "--year", "2024", "--on", "2024-06-30")
     assert "安置房全年新建成75.9万平方米" in out and "Complete 759,000 m²" in out
-    assert "无法计量 not measurable" in out
+    assert "力争十一前实现群众回迁安置" in out and "年底学前教育普惠率93%以上" in out
     assert "2024-06-30" in out

@@ -12,7 +12,9 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
+from schemas.catalogue import LEVEL_METRICS
 from schemas.seeds import load_catalogue
+from services.demo import achievement_checks
 from services.progress import caught_up
 from services.simulator.plan import expected_totals, plan
 from services.simulator.run import send
@@ -83,10 +85,19 @@ def test_simulated_2022_reaches_every_reported_achievement(
         corrections = conn.execute(
             "SELECT count(*) FROM events WHERE corrects IS NOT NULL"
         ).fetchone()
+        checks, unchecked = achievement_checks(conn, catalogue, year=2022)
 
-    # Every 2022 achievement an event family produces, exactly.
+    # Every 2022 achievement an event family produces, exactly: a sum from the rollups, a
+    # level (the move-back rate) as the year's latest reading.
+    assert {c.achievement.id: c.platform for c in checks} == {
+        a.id: a.value for a in catalogue.achievements_for(2022) if a not in unchecked
+    }
+    assert any(catalogue.metric(c.achievement.metric).aggregation == "level" for c in checks)
     for achievement in catalogue.achievements_for(2022):
-        if catalogue.metric(achievement.metric).event_types:
+        if (
+            catalogue.metric(achievement.metric).aggregation == "sum"
+            and achievement not in unchecked
+        ):
             assert totals.get(achievement.metric) == achievement.value, achievement.id
     assert totals == expected_totals(year)
 
@@ -100,7 +111,7 @@ def test_simulated_2022_reaches_every_reported_achievement(
     assert counted == {e.event_id: 1 for e in year.duplicates}
     assert scalar(isolated, "SELECT count(*) FROM events") == len(year.events)
     assert scalar(isolated, "SELECT sum(events) FROM metric_daily") == sum(
-        len(e.measures()) for e in year.events
+        len(set(e.measures()) - LEVEL_METRICS) for e in year.events
     )
     assert corrections == (len(year.corrections),)
     assert worker.alive()

@@ -160,6 +160,7 @@ def test_the_text_fields_found_are_all_of_them() -> None:
     names = {p.values[1] for p in TEXT_FIELDS}
     assert names == {
         "project", "source_ref", "school_name", "lot_name", "point_name", "reason", "approved_by",
+        "project_name",
     }  # fmt: skip
 
 

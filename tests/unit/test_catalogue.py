@@ -161,7 +161,7 @@ def test_parse_figure_converts_wan_and_yi(figure: str, value: int) -> None:
             1,
             "2024-12-31",
         ),
-        ("2024-roads-municipal-started", "roads.projects_started", 6, "2024-12-31"),
+        ("2024-roads-municipal-started", "construction.roads_started", 6, "2024-12-31"),
         ("2024-health-family-bed-institutions", "health.family_bed_institutions", 5, "2024-12-31"),
         ("2024-drainage-waterlogging-points", "drainage.points_repaired", 2, "2024-12-31"),
         ("2024-housing-return-before-national-day", "housing.return_rate_pct", 100, "2024-09-30"),
@@ -190,7 +190,7 @@ def test_pledge_key_figures(
         ("2022-housing-persons-returned", "housing.returned_persons", 16000),
         ("2022-housing-signed-area", "housing.signed_area_m2", 799400),
         ("2022-heating-pipe", "heating.pipe_km", 11),
-        ("2022-greening-area", "greening.area_m2", 350000),
+        ("2022-greening-area", "urban_management.greened_area_m2", 350000),
     ],
 )
 def test_achievement_key_figures(
@@ -212,11 +212,23 @@ def test_event_metric_totals_per_year_are_unambiguous(catalogue: Catalogue) -> N
     assert "heating.connected_area_m2" in seen
 
 
-def test_rates_are_kept_but_not_measurable(catalogue: Catalogue) -> None:
+def test_rates_are_levels_measured_by_their_latest_report(catalogue: Catalogue) -> None:
     for pledge in catalogue.pledges:
-        if catalogue.metric(pledge.metric).aggregation == "snapshot":
-            assert not pledge.measurable and pledge.measurable_reason, pledge.id
-    assert not catalogue.pledge("2024-education-kindergarten-inclusive-rate").measurable
+        level = catalogue.metric(pledge.metric).aggregation == "level"
+        assert level == (pledge.progress_from == "level"), pledge.id
+    for pledge_id in (
+        "2024-education-kindergarten-inclusive-rate",
+        "2024-housing-return-before-national-day",
+    ):
+        pledge = catalogue.pledge(pledge_id)
+        assert pledge.measurable and pledge.progress_from == "level"
+        assert catalogue.metric(pledge.metric).produced_by
+
+
+def test_every_2024_pledge_has_an_event_family(catalogue: Catalogue) -> None:
+    for pledge in catalogue.pledges_for(2024):
+        assert pledge.measurable, pledge.id
+        assert catalogue.metric(pledge.metric).event_types, pledge.id
 
 
 def test_pledges_without_a_number_have_a_definition(catalogue: Catalogue) -> None:

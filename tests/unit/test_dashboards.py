@@ -21,23 +21,23 @@ from dashboards import alerts, build, pledges, push
 from dashboards.macros import variable_names
 from dashboards.panels import FOLDER_TITLE, FOLDER_UID
 from dashboards.query import DATASOURCE_TYPE
-from dashboards.sqlparts import EVENT_LABELS, family_metrics
-from schemas.catalogue import EVENT_FAMILIES, EVENT_METRICS
+from dashboards.sqlparts import EVENT_LABELS, displays, family_metrics, milestone_event_types
+from schemas.catalogue import EVENT_FAMILIES, EVENT_METRICS, LEVEL_METRICS
+from schemas.milestones import ProjectMilestone
+from schemas.seeds import load_catalogue
+from schemas.topics import FAMILIES
 from services.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 # Read in place, never copied into the repository; CI always has ../shared/reference.
 REFERENCE = ROOT.parent / "shared/reference/grafana"
 PROVISIONING = ROOT / "deploy/grafana/provisioning"
+# The overview, pipeline and audit, and one board per event family (from its declaration).
 EXPECTED_UIDS = {
     "citystream-pledges",
-    "citystream-housing",
-    "citystream-education",
-    "citystream-heating",
-    "citystream-parking",
-    "citystream-drainage",
     "citystream-pipeline",
     "citystream-audit",
+    *(family.dashboard_uid for family in FAMILIES),
 }
 # Grafana's own variables, and the ones it sets for data links and field names.
 BUILTIN = re.compile(r"^__")
@@ -96,7 +96,9 @@ def test_committed_files_equal_a_fresh_build() -> None:
 
 def test_every_dashboard_is_committed_once_with_a_stable_uid(boards: list[dict[str, Any]]) -> None:
     assert {board["uid"] for board in boards} == EXPECTED_UIDS
-    assert len(boards) == len(EXPECTED_UIDS)
+    assert len(boards) == len(EXPECTED_UIDS) == 3 + len(FAMILIES)
+    # the first five families keep the addresses operations staff bookmarked
+    assert {f"citystream-{name}" for name in ("housing", "education", "heating")} < EXPECTED_UIDS
     for board in boards:
         assert (ROOT / build.DASHBOARD_DIR / f"{board['uid']}.json").is_file()
 
@@ -247,6 +249,93 @@ def test_every_event_type_and_family_metric_has_a_label() -> None:
     for family in EVENT_FAMILIES:
         metrics = family_metrics(family)
         assert metrics and all(" · " in display.title for display in metrics), family
+
+
+def _board(boards: list[dict[str, Any]], uid: str) -> dict[str, Any]:
+    return next(board for board in boards if board["uid"] == uid)
+
+
+def _sql(panel: dict[str, Any]) -> str:
+    return "\n".join(target["rawSql"] for target in panel.get("targets", []))
+
+
+def test_level_metrics_are_read_from_the_ledger_never_from_metric_daily(
+    boards: list[dict[str, Any]],
+) -> None:
+    # metric_daily has no row of a level (streams/rollup.py skips them): a panel summing it
+    # there would show 0 for ever.
+    assert LEVEL_METRICS, "no level metric declared"
+    summed = re.compile(r"metric = '([^']+)'")
+    for board in boards:
+        for panel in panels(board):
+            query = _sql(panel)
+            if "metric_daily" in query:
+                read = set(summed.findall(query))
+                assert read and not read & LEVEL_METRICS, (board["uid"], panel["title"])
+    catalogue = load_catalogue()
+    for metric in LEVEL_METRICS:
+        display = displays()[metric]
+        assert display.level and display.unit == catalogue.metric(metric).display_unit == "%"
+        board = _board(boards, f"citystream-{metric.split('.')[0]}")
+        shown = [p for p in panels(board) if display.label_zh in p["title"] and p["type"] != "row"]
+        # the latest level, its reports over time and per subdistrict, the report table
+        assert len(shown) == 4, [p["title"] for p in shown]
+        for panel in shown:
+            assert f"r.measures ->> '{metric}'" in _sql(panel), panel["title"]
+            assert "FROM events" in _sql(panel), panel["title"]
+        (latest,) = [p for p in panels(board) if p["title"].endswith("(latest report)")]
+        assert latest["type"] == "stat"
+        assert latest["fieldConfig"]["defaults"]["unit"] == "percent"
+        (reports,) = [p for p in panels(board) if p["title"].endswith(": reports")]
+        assert "numerator" in _sql(reports) and "denominator" in _sql(reports)
+        # the order the pledge rules pick the latest report in
+        assert "occurred_at DESC, reported_at DESC, event_id DESC" in _sql(latest)
+
+
+def test_milestone_metrics_count_whole_projects_in_the_seeds_units(
+    boards: list[dict[str, Any]],
+) -> None:
+    catalogue = load_catalogue()
+    checked = 0
+    for family in FAMILIES:
+        board = _board(boards, family.dashboard_uid)
+        by_title = {panel["title"]: panel for panel in panels(board)}
+        for kind in family.events:
+            if not issubclass(kind.model, ProjectMilestone):
+                continue
+            for metric in kind.metrics:
+                display = displays()[metric]
+                stat = by_title[display.title]
+                defaults = stat["fieldConfig"]["defaults"]
+                assert defaults["decimals"] == 0, display.title
+                assert defaults["unit"] == f"suffix: {catalogue.metric(metric).display_unit}"
+                checked += 1
+        tables = [p for p in panels(board) if p["title"] == "项目节点 · Project milestones"]
+        if milestone_event_types(family.name):
+            (table,) = tables
+            query = _sql(table)
+            for column in ("项目 · Project", "节点 · Milestone", "日期 · Date"):
+                assert f'"{column}"' in query, (family.name, column)
+            for event_type in milestone_event_types(family.name):
+                assert f"'{event_type}'" in query
+        else:
+            assert not tables, family.name
+    assert checked >= 10
+
+
+def test_level_pledges_show_percent_and_gaps_in_percentage_points(
+    boards: list[dict[str, Any]],
+) -> None:
+    overview = _board(boards, pledges.UID)
+    by_title = {panel["title"]: _sql(panel) for panel in panels(overview)}
+    assert "个百分点" in by_title["承诺一览 · All pledges"]
+    assert "个百分点" in by_title["差距 · Gap"]
+    audit_board = _board(boards, "citystream-audit")
+    definition = _sql(next(p for p in panels(audit_board) if p["title"].startswith("承诺定义")))
+    for code in ("metric", "items", "level"):
+        assert f"WHEN '{code}' THEN '" in definition, code
+    check = _sql(next(p for p in panels(audit_board) if p["title"] == "账本核对 · Ledger check"))
+    assert "WHEN 'level' THEN" in check
 
 
 # --- alert rules ---------------------------------------------------------------------------------

@@ -9,7 +9,18 @@ from typing import Any
 
 import pytest
 
-from schemas import drainage, education, heating, housing, parking
+from schemas import (
+    construction,
+    drainage,
+    education,
+    health,
+    heating,
+    housing,
+    medical_insurance,
+    parking,
+    renewal,
+    urban_management,
+)
 from schemas.corrections import Correction
 from schemas.districts import LABELS, NAMES, SUBDISTRICTS, District, district_code
 from schemas.envelope import (
@@ -30,7 +41,18 @@ from schemas.topics import (
 )
 from tests.unit.bad_inputs import GOOD, event
 
-FAMILIES = ("housing", "education", "heating", "parking", "drainage")
+FAMILIES = (
+    "housing",
+    "education",
+    "heating",
+    "parking",
+    "drainage",
+    "construction",
+    "renewal",
+    "urban_management",
+    "health",
+    "medical_insurance",
+)
 
 
 def build(event_type: str, /, **changes: Any) -> Envelope:
@@ -95,6 +117,119 @@ MEASURES: list[tuple[str, dict[str, Any], dict[str, Decimal]]] = [
     ),
     ("parking.correction", {}, {parking.TEMPORARY_SPACES: Decimal(20)}),
     ("drainage.correction", {}, {drainage.POINTS_REPAIRED: Decimal(-1)}),
+    # Milestones count one project in the milestone's metric (schemas/milestones.py).
+    (
+        "housing.preliminary_works_started",
+        {},
+        {housing.PRELIMINARY_WORKS_STARTED: Decimal(1)},
+    ),
+    (
+        "education.school_construction",
+        {},
+        {education.CONSTRUCTION_PROJECTS: Decimal(1)},
+    ),
+    (
+        "education.school_construction",
+        {"milestone": "started"},
+        {education.CONSTRUCTION_PROJECTS: Decimal(1)},
+    ),
+    (
+        "education.school_construction",
+        {"milestone": "completed"},
+        {education.SCHOOLS_COMPLETED: Decimal(1)},
+    ),
+    ("construction.road_milestone", {}, {construction.ROADS_STARTED: Decimal(1)}),
+    (
+        "construction.road_milestone",
+        {"milestone": "approved"},
+        {construction.ROADS_APPROVED: Decimal(1)},
+    ),
+    (
+        "construction.road_milestone",
+        {"milestone": "completed"},
+        {construction.ROADS_COMPLETED: Decimal(1)},
+    ),
+    ("construction.venue_milestone", {}, {construction.VENUES_OPENED: Decimal(1)}),
+    (
+        "construction.venue_milestone",
+        {"milestone": "started"},
+        {construction.VENUES_STARTED: Decimal(1)},
+    ),
+    ("construction.main_laid", {}, {construction.WATER_MAIN_KM: Decimal("1.850")}),
+    (
+        "construction.main_laid",
+        {"utility": "gas", "length_km": "0.4"},
+        {construction.GAS_MAIN_KM: Decimal("0.4")},
+    ),
+    ("renewal.project_milestone", {}, {renewal.PROJECTS_STARTED: Decimal(1)}),
+    (
+        "renewal.project_milestone",
+        {"milestone": "plan_approved"},
+        {renewal.PROJECTS_PLANNED: Decimal(1)},
+    ),
+    (
+        "renewal.project_milestone",
+        {"milestone": "topped_out"},
+        {renewal.PROJECTS_TOPPED_OUT: Decimal(1)},
+    ),
+    (
+        "urban_management.lighting_milestone",
+        {},
+        {urban_management.AREAS_LIT: Decimal(1)},
+    ),
+    (
+        "urban_management.lighting_milestone",
+        {"milestone": "started"},
+        {urban_management.LIGHTING_STARTED: Decimal(1)},
+    ),
+    ("urban_management.park_opened", {}, {urban_management.PARKS_OPENED: Decimal(1)}),
+    (
+        "urban_management.area_greened",
+        {},
+        {urban_management.GREENED_AREA_M2: Decimal("18500.00")},
+    ),
+    ("health.family_beds_started", {}, {health.FAMILY_BED_INSTITUTIONS: Decimal(1)}),
+    ("health.building_milestone", {}, {health.BUILDINGS_OPENED: Decimal(1)}),
+    (
+        "health.building_milestone",
+        {"milestone": "started"},
+        {health.BUILDINGS_STARTED: Decimal(1)},
+    ),
+    (
+        "medical_insurance.station_opened",
+        {},
+        {medical_insurance.STATIONS_OPENED: Decimal(1)},
+    ),
+    # Levels: the percentage, from numerator and denominator when given (schemas/indicators.py).
+    (
+        "education.inclusive_rate_reported",
+        {},
+        {education.INCLUSIVE_RATE_PCT: Decimal("92.20")},
+    ),
+    (
+        "education.inclusive_rate_reported",
+        {"numerator": None, "denominator": None, "level_pct": "93.5"},
+        {education.INCLUSIVE_RATE_PCT: Decimal("93.5")},
+    ),
+    (
+        "housing.return_rate_reported",
+        {},
+        {housing.RETURN_RATE_PCT: Decimal("94.20")},
+    ),
+    (
+        "housing.return_rate_reported",
+        {"level_pct": "94.2"},
+        {housing.RETURN_RATE_PCT: Decimal("94.20")},
+    ),
+    ("construction.correction", {}, {construction.ROADS_STARTED: Decimal(-1)}),
+    ("renewal.correction", {}, {renewal.PROJECTS_STARTED: Decimal(-1)}),
+    (
+        "urban_management.correction",
+        {},
+        {urban_management.GREENED_AREA_M2: Decimal("-500.00")},
+    ),
+    ("health.correction", {}, {health.FAMILY_BED_INSTITUTIONS: Decimal(-1)}),
+    ("medical_insurance.correction", {}, {medical_insurance.STATIONS_OPENED: Decimal(-1)}),
 ]
 
 
@@ -126,6 +261,29 @@ def test_metric_names_are_the_fixed_ones() -> None:
         "parking.permanent_spaces": ("parking", "spaces"),
         "parking.lots_opened": ("parking", "lots"),
         "drainage.points_repaired": ("drainage", "points"),
+        "housing.preliminary_works_started": ("housing", "projects"),
+        "housing.return_rate_pct": ("housing", "percent"),
+        "education.school_construction_projects": ("education", "schools"),
+        "education.schools_completed": ("education", "schools"),
+        "education.kindergarten_inclusive_rate_pct": ("education", "percent"),
+        "construction.roads_approved": ("construction", "roads"),
+        "construction.roads_started": ("construction", "roads"),
+        "construction.roads_completed": ("construction", "roads"),
+        "construction.venues_started": ("construction", "buildings"),
+        "construction.venues_opened": ("construction", "buildings"),
+        "construction.water_main_km": ("construction", "km"),
+        "construction.gas_main_km": ("construction", "km"),
+        "renewal.projects_planned": ("renewal", "projects"),
+        "renewal.projects_started": ("renewal", "projects"),
+        "renewal.projects_topped_out": ("renewal", "projects"),
+        "urban_management.lighting_started": ("urban_management", "areas"),
+        "urban_management.areas_lit": ("urban_management", "areas"),
+        "urban_management.parks_opened": ("urban_management", "parks"),
+        "urban_management.greened_area_m2": ("urban_management", "m2"),
+        "health.family_bed_institutions": ("health", "institutions"),
+        "health.buildings_started": ("health", "buildings"),
+        "health.buildings_opened": ("health", "buildings"),
+        "medical_insurance.stations_opened": ("medical_insurance", "stations"),
     }
 
 

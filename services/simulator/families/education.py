@@ -1,5 +1,8 @@
 """Education (``schemas/education.py``): new schools, each an opening and its places (one
-school of 500–2,700 places per event) at a term's start, most with the 1 September intake.
+school of 500–2,700 places per event) at a term's start, most with the 1 September intake;
+school sites under construction, reported once a year for each (continued sites in the
+first weeks of the year, new ones when they start); and the kindergarten inclusive rate
+(普惠率) counted at each month's end.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from schemas import education
 from schemas.districts import District
 from schemas.envelope import CST
 from services.simulator.context import Context, Draft, moment
+from services.simulator.indicators import Reading, Readings, readings
+from services.simulator.milestones import Project, Projects, projects
 from services.simulator.scenario import (
     Achieved,
     Amount,
@@ -96,6 +101,16 @@ def named_school(ctx: Context, spec: NamedSchool) -> list[Draft]:
     return _opening(spec.district, when, spec.code, spec.name, spec.level, places)
 
 
+# Children in kindergartens (在园幼儿), the inclusive rate's denominator: the autumn intake
+# and two new public kindergartens raise it in September.
+CHILDREN_SPRING = 12_180
+CHILDREN_AUTUMN = 12_640
+
+
+def _school(code: str, name: str, district: District, *reached: tuple[str, Day, Day]) -> Project:
+    return Project(reached, code=code, name=name, district=district)
+
+
 SIMULATOR = FamilySimulator(
     family="education",
     years={
@@ -125,6 +140,73 @@ SIMULATOR = FamilySimulator(
                     District.SHUANGQIAO,
                     (9, 1),
                     Target("2024-education-school-places"),
+                ),
+            ),
+            # The four primary schools of the pledge: three sites continued from 2023,
+            # reported in January–March, the fourth started in March (achieved on 31 August).
+            # The Foreign Language Experimental Primary School is completed in July, before
+            # it opens.
+            Step(
+                order=13,
+                make=projects,
+                spec=Projects(
+                    education.EducationSchoolConstruction,
+                    (
+                        _school(
+                            "foreign-language-experimental-primary",
+                            "外国语实验小学",
+                            District.SHUANGQIAO,
+                            ("continued", (1, 8), (1, 19)),
+                            ("completed", (7, 15), (7, 26)),
+                        ),
+                        _school(
+                            "yuxiang-road-primary",
+                            "郁香路小学",
+                            District.ZONE,
+                            ("continued", (1, 22), (2, 2)),
+                        ),
+                        _school(
+                            "lianhua-street-no3-primary",
+                            "莲花街第三小学",
+                            District.SHIFO,
+                            ("continued", (2, 19), (3, 8)),
+                        ),
+                        _school(
+                            "kexue-avenue-no1-primary",
+                            "科学大道第一小学",
+                            District.SHIFO,
+                            ("started", (3, 11), (3, 29)),
+                        ),
+                    ),
+                    rotation="education.construction",
+                    fields={"level": "primary"},
+                ),
+            ),
+            # On track on 31 August: 90.8% in January, 92.5% in August, a trend that
+            # reaches 93% in November, before the year-end target; the autumn intake into two
+            # new public kindergartens lifts it over 93% in September.
+            Step(
+                order=14,
+                make=readings,
+                spec=Readings(
+                    education.EducationInclusiveRateReported,
+                    tuple(
+                        Reading(day, level, CHILDREN_SPRING if day[0] < 9 else CHILDREN_AUTUMN)
+                        for day, level in (
+                            ((1, 31), "90.80"),
+                            ((2, 29), "90.95"),
+                            ((3, 29), "91.20"),
+                            ((4, 30), "91.45"),
+                            ((5, 31), "91.70"),
+                            ((6, 28), "91.95"),
+                            ((7, 31), "92.20"),
+                            ((8, 30), "92.50"),
+                            ((9, 30), "93.10"),
+                            ((10, 31), "93.20"),
+                            ((11, 29), "93.30"),
+                            ((12, 27), "93.40"),
+                        )
+                    ),
                 ),
             ),
         ),

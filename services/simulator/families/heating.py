@@ -81,7 +81,8 @@ SIMULATOR = FamilySimulator(
             ),
         ),
         2024: (
-            # At risk (52%): connections pile up before the season; 98% by 15 November.
+            # Behind (52% of the seasonal curve): connections pile up before the season starts;
+            # 98% by 15 November.
             Step(
                 order=3,
                 make=area_connected,

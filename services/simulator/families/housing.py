@@ -1,8 +1,10 @@
 """Housing (``schemas/housing.py``): resettlement estates started and completed, one
-estate per event, and villages moving back, one village per event.
+estate per event, villages moving back, one village per event, the preliminary works of a
+batch of resettlement housing, and the return rate (回迁率) the department counts.
 
 Completions follow construction milestones, most in the second half; starts wait for the
-end of the winter earthworks ban.
+end of the winter earthworks ban. The return rate is counted at the end of a quarter (2022)
+or of each month (2024): households moved back over households entitled, 40,000 of them.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from schemas import housing
+from schemas.districts import District
 from schemas.envelope import Envelope
 from services.simulator.context import Context, Draft, moment
+from services.simulator.indicators import Overstated, Reading, Readings, readings
+from services.simulator.milestones import Project, Projects
+from services.simulator.milestones import projects as milestones
 from services.simulator.scenario import (
     Achieved,
     Amount,
@@ -87,6 +93,14 @@ def households_returned(ctx: Context, spec: Villages) -> list[Draft]:
     return drafts
 
 
+# Households entitled to move back (应回迁户数): the return rate's denominator.
+ENTITLED = 40_000
+
+
+def _monthly(*levels: tuple[tuple[int, int], str]) -> tuple[Reading, ...]:
+    return tuple(Reading(day, level, ENTITLED) for day, level in levels)
+
+
 SIMULATOR = FamilySimulator(
     family="housing",
     years={
@@ -130,6 +144,21 @@ SIMULATOR = FamilySimulator(
                     ),
                 ),
             ),
+            # The return rate at each quarter's end; 92% at the end of the year, the figure
+            # the zone reported (2022-housing-return-rate).
+            Step(
+                order=16,
+                make=readings,
+                spec=Readings(
+                    housing.HousingReturnRateReported,
+                    _monthly(
+                        ((3, 31), "85.20"),
+                        ((6, 30), "87.05"),
+                        ((9, 30), "89.90"),
+                        ((12, 30), "92.00"),
+                    ),
+                ),
+            ),
         ),
         2024: (
             # On pace with the construction milestones (102%).
@@ -160,6 +189,65 @@ SIMULATOR = FamilySimulator(
                 order=5,
                 make=households_returned,
                 spec=Villages("9600", (((7, 10), (9, 28)),) * 3),
+            ),
+            # The cooperation zone's first batch starts its preliminary works in June
+            # (achieved on 31 August).
+            Step(
+                order=11,
+                make=milestones,
+                spec=Projects(
+                    housing.HousingPreliminaryWorksStarted,
+                    (
+                        Project(
+                            (("preliminary_started", (6, 3), (6, 21)),),
+                            code="cooperation-zone-batch-1",
+                            name="合作共建区首批安置房",
+                            district=District.ZONE,
+                        ),
+                    ),
+                    rotation="housing.preliminary",
+                ),
+            ),
+            # The return rate, counted at each month's end: from 92% (where 2022 ended; 2023
+            # added little) it creeps up by scattered households until the three villages
+            # move back from July. At risk on 31 August: 96.8% where the trend from January
+            # (92.1%) reaches 100% only in January 2025, after the 30 September deadline;
+            # the villages' September moves take it to 100% by 27 September. The May count
+            # was typed in 0.35 points too high and corrected in June; the June count was
+            # sent only in August (it waited for the handover register).
+            Step(
+                order=12,
+                make=readings,
+                spec=Readings(
+                    housing.HousingReturnRateReported,
+                    (
+                        *_monthly(
+                            ((1, 31), "92.10"),
+                            ((2, 29), "92.20"),
+                            ((3, 29), "92.45"),
+                            ((4, 30), "92.70"),
+                        ),
+                        Reading(
+                            (5, 31),
+                            "93.05",
+                            reported=(6, 3),
+                            overstated=Overstated(
+                                "0.35",
+                                corrected=(6, 14),
+                                approver="安置办 赵敏",
+                                why_zh="复核：已签约未入住的 140 户被计入已回迁",
+                                why_en="check: 140 households that had signed but not yet "
+                                "moved in were counted as moved back",
+                            ),
+                        ),
+                        Reading((6, 28), "93.40", ENTITLED, reported=(8, 9)),
+                        *_monthly(
+                            ((7, 31), "95.10"),
+                            ((8, 30), "96.80"),
+                            ((9, 27), "100.00"),
+                        ),
+                    ),
+                ),
             ),
         ),
     },

@@ -333,3 +333,55 @@ def test_department_defaults_and_may_not_write_another_family(tmp_path: Path) ->
     assert reasons(plan) == [(2, "部门", "department_not_allowed")]
     with pytest.raises(li.LedgerError, match="department parking may not send"):
         plan_of(path, li.Options("heating.area_connected", department="parking"))
+
+
+# --- the project-milestone and level families -----------------------------------------------
+
+
+def test_a_road_ledger_with_chinese_milestones_and_a_wrong_one(tmp_path: Path) -> None:
+    """建设局's road ledger: one row per road and milestone, the milestone in Chinese (节点),
+    the event type named as clerks name it (市政道路); a milestone roads do not go through
+    (投用) is refused on that row naming the field and the allowed codes."""
+    path = write_xlsx(
+        tmp_path / "建设局2024道路台账.xlsx",
+        [
+            ["台账编号", "事件类型", "项目名称", "项目全称", "所属街道", "日期", "节点"],
+            ["JS-01", "市政道路", "hongshan-road-lianhua-xinlong", "红杉路（莲花街—新龙路）",
+             "枫杨办", datetime(2024, 4, 12), "开工建设"],
+            ["JS-02", "道路项目", "长椿路", None, "石佛", datetime(2024, 3, 2), "立项"],
+            ["JS-03", "市政道路", "科学大道西延", None, "梧桐街道", datetime(2024, 9, 1), "竣工"],
+            ["JS-04", "市政道路", "瑞达路", None, "沟赵", datetime(2024, 6, 1), "投用"],
+        ],
+    )  # fmt: skip
+    plan = plan_of(path, li.Options(department="construction"))
+    events = events_of(plan)
+    assert [(e.source_ref, e.model_dump()["milestone"]) for e in events] == [
+        ("JS-01", "started"),
+        ("JS-02", "approved"),
+        ("JS-03", "completed"),
+    ]
+    assert events[0].measures() == {"construction.roads_started": Decimal(1)}
+    assert events[0].model_dump()["project_name"] == "红杉路(莲花街—新龙路)"  # NFKC
+    assert reasons(plan) == [(5, "节点", "invalid_field")]
+    assert "approved" in plan.rejected[0].message_en
+
+
+def test_a_rate_ledger_with_counts(tmp_path: Path) -> None:
+    """The housing office's monthly move-back rate: households moved back over households
+    entitled; the level comes out to 2 places, and a row whose counts cannot be is refused."""
+    path = write_csv(
+        tmp_path / "回迁率月报.csv",
+        ["报送编号", "事件类型", "所属街道", "统计日期", "已回迁户数", "应回迁户数"],
+        [
+            ["HR-01", "回迁率", "高新区", "2024-01-31", "9,240", "10,000"],
+            ["HR-02", "累计回迁率", "全区", "2024-02-29", "9310", "10000"],
+            ["HR-03", "回迁率", "高新区", "2024-03-31", "10010", "10000"],
+        ],
+    )
+    plan = plan_of(path, li.Options(department="housing"))
+    levels = [e.measures() for e in events_of(plan)]
+    assert levels == [
+        {"housing.return_rate_pct": Decimal("92.40")},
+        {"housing.return_rate_pct": Decimal("93.10")},
+    ]
+    assert reasons(plan) == [(4, "已回迁户数", "out_of_range")]

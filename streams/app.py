@@ -59,10 +59,19 @@ class WorkerFaustApp(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
     async def incarnation(
-        self, consumer: Any, topic: str, *, require_id: bool = False
+        self,
+        consumer: Any,
+        topic: str,
+        *,
+        require_id: bool = False,
+        known: tuple[dict[str, uuid.UUID], dict[str, dict[int, int]]] | None = None,
     ) -> Incarnation:
         """The topic's incarnation now, recording a new one if it was re-created. Raises
-        if PostgreSQL (or, with ``require_id``, the broker) could not be asked."""
+        if PostgreSQL (or, with ``require_id``, the broker) could not be asked. ``known``:
+        the topic ids and log ends already read for every assigned topic at once."""
+        if known is not None and topic in known[0] and topic in known[1]:
+            return await self._record_incarnation(topic, known[0], known[1][topic])
+        ids: Mapping[str, uuid.UUID]
         try:
             ids = await asyncio.to_thread(self.topic_ids, [topic])
         except Exception as exc:  # without the id nothing can be told; asked again later
@@ -72,14 +81,29 @@ class WorkerFaustApp(faust.App):
             ids = {}
         if require_id and topic not in ids:
             raise LookupError(f"the broker reports no id for topic {topic}")
-        log_end: dict[int, int] | None
         try:
-            partitions = consumer.topic_partitions(topic) or 0
-            ends = await consumer.highwaters(*(TP(topic, p) for p in range(partitions)))
-            log_end = {tp.partition: int(end) for tp, end in ends.items()}
+            log_end = (await self._log_ends(consumer, [topic]))[topic]
         except Exception as exc:  # only a ledger from before topic ids needs them
             log.warning("could not read the end offsets of topic %s: %s", topic, exc)
-            log_end = None
+            return await self._record_incarnation(topic, ids, None)
+        return await self._record_incarnation(topic, ids, log_end)
+
+    @staticmethod
+    async def _log_ends(consumer: Any, topics: Sequence[str]) -> dict[str, dict[int, int]]:
+        """Each topic's end offset per partition, asked of the broker in one request: one
+        request per topic made an assignment of ten families take ten seconds longer."""
+        tps = [
+            TP(topic, p) for topic in topics for p in range(consumer.topic_partitions(topic) or 0)
+        ]
+        ends = await consumer.highwaters(*tps) if tps else {}
+        found: dict[str, dict[int, int]] = {topic: {} for topic in topics}
+        for tp, end in ends.items():
+            found[tp.topic][tp.partition] = int(end)
+        return found
+
+    async def _record_incarnation(
+        self, topic: str, ids: Mapping[str, uuid.UUID], log_end: dict[int, int] | None
+    ) -> Incarnation:
         conn = await connect_with_retry(self.settings)
         try:
             found = await current_incarnation(
@@ -124,12 +148,21 @@ class WorkerFaustApp(faust.App):
     async def resume_positions(self, consumer: Any, assigned: set[TP]) -> dict[TP, int]:
         """After an assignment: each family's incarnation, and where each partition resumes."""
         resumed: dict[TP, int] = {}
+        topics = [topic for topic in self.families if any(tp.topic == topic for tp in assigned)]
+        known: tuple[dict[str, uuid.UUID], dict[str, dict[int, int]]] | None = None
+        try:  # the broker asked once for every assigned topic; each topic again if this fails
+            known = (
+                dict(await asyncio.to_thread(self.topic_ids, topics)),
+                await self._log_ends(consumer, topics),
+            )
+        except Exception as exc:
+            log.warning("could not read the assigned topics' ids and ends at once: %s", exc)
         for topic, family in self.families.items():
             mine = sorted(tp for tp in assigned if tp.topic == topic)
             if not mine:
                 continue
             try:
-                incarnation = await self.incarnation(consumer, topic)
+                incarnation = await self.incarnation(consumer, topic, known=known)
             except Exception:  # the family's periodic check decides later
                 log.exception("deciding the incarnation of %s failed; keeping the last", topic)
                 incarnation = family.incarnation

@@ -28,7 +28,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 from pydantic import SecretStr
 
-from schemas.topics import HEATING, HOUSING
+from schemas.topics import DEPARTMENTS, HEATING, HOUSING
 from services.kafka.client import DeliveryError
 from services.kafka.producer import Producer
 from services.ledger_import import ImportRequest, LedgerError, sender
@@ -235,7 +235,7 @@ def test_import_cannot_choose_another_department(isolated: Settings, tmp_path: P
     --department must match the credentials."""
     only_heating = isolated.model_copy(
         update={
-            f"kafka_{d}_password": None for d in ("housing", "education", "parking", "drainage")
+            f"kafka_{d}_password": None for d in DEPARTMENTS if d != "heating"
         }
     )
     ledger = ROOT / "seeds" / "samples" / "housing_2024.xlsx"

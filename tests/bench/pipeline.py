@@ -27,7 +27,7 @@ from services.kafka.topics import end_offsets, ensure_topics
 from streams.db import connect
 from streams.db.migrate import migrate
 from streams.settings import Settings
-from tests.conftest import settings_env
+from tests.conftest import drop_topics, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,8 @@ def isolated(base: Settings, label: str, **overrides: Any) -> Settings:
 
 
 def drop(settings: Settings) -> None:
-    """Drop the run's schema and the ACLs its topic namespace was given."""
+    """Drop the run's schema, the ACLs its topic namespace was given, and its topics (a
+    million-record backlog is a gigabyte of log the broker would keep)."""
     # The owner role owns the schema; only the admin connection may drop it.
     url = settings.admin_database_url or settings.database_url
     try:
@@ -58,7 +59,10 @@ def drop(settings: Settings) -> None:
                 sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(settings.db_schema))
             )
     finally:
-        remove_grants(settings)
+        try:
+            remove_grants(settings)
+        finally:
+            drop_topics(settings)
 
 
 class Process:

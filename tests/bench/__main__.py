@@ -14,7 +14,11 @@
    (tests/bench/periods.py) → p50 / p95;
 6. authentication: producer throughput and the cost of a new connection on the stack's
    broker (SASL/SCRAM-SHA-512, ACLs) against a twin broker without them
-   (tests/bench/auth_cost.py), ``--auth-events`` records, three runs each.
+   (tests/bench/auth_cost.py), ``--auth-events`` records, three runs each;
+7. peers: a backlog of ``--peer-events`` records, produced before any consumer starts, drained
+   by CityStream's worker, Kafka Connect + Debezium's JDBC sink and quixstreams + its
+   PostgreSQL sink, one after the other (tests/bench/peers/compare.py) → events/s, consumer
+   and PostgreSQL CPU per event, the ratio of each to CityStream's.
 Each part runs in its own schema and topic namespace, dropped afterwards.
 """
 
@@ -36,9 +40,11 @@ from rich.table import Table
 from streams.db import connect
 from streams.settings import Settings
 from tests.bench import auth_cost, periods, pipeline, queries
+from tests.bench.peers import compare
 from tests.bench.workload import heating_records
 
 ROOT = Path(__file__).resolve().parents[2]
+RESEND_LABEL = f"{compare.RESEND:,} re-sent"
 OUT = ROOT / "out"
 console = Console()
 
@@ -235,10 +241,13 @@ def main() -> None:
     parser.add_argument("--auth-events", type=int, default=200_000)
     parser.add_argument("--period-years", type=int, default=10)
     parser.add_argument(
+        "--peer-events", type=int, default=1_000_000, help="the backlog of the peers part"
+    )
+    parser.add_argument(
         "--skip",
         action="append",
         default=[],
-        help="throughput|audit|latency|queries|periods|auth",
+        help="throughput|audit|latency|queries|periods|auth|peers",
     )
     parser.add_argument(
         "--out", type=Path, default=OUT / "bench.json", help="where the figures are written"
@@ -290,7 +299,16 @@ def main() -> None:
         console.print(f"authentication: {args.auth_events:,} records with and without it…")
         result["auth"] = auth_cost.measure(base, heating_records(args.auth_events, seed=3))
         save()
+    if "peers" not in args.skip:
+        console.print(
+            f"peers: a backlog of {args.peer_events:,} events, drained by each consumer in turn…"
+        )
+        result["peers"] = compare.measure(base, args.peer_events, progress=console.print)
+        save()
     _print(result)
+    problems = compare.failed(result.get("peers", {}))
+    if problems:
+        raise SystemExit("peers: " + "; ".join(problems))
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -347,11 +365,80 @@ def _print(result: dict[str, Any]) -> None:
             f"(+{a['connect_extra_ms']} ms)",
             "",
         )
-    console.print(table)
+    if table.row_count:  # empty when only the queries, periods or peers parts ran
+        console.print(table)
     if "queries" in result:
         _print_engines(result["queries"])
     if "periods" in result:
         _print_periods(result["periods"])
+    if "peers" in result:
+        _print_peers(result["peers"])
+
+
+def _print_peers(p: dict[str, Any]) -> None:
+    """Measures down, consumers across, each peer followed by its ratio to CityStream."""
+    consumers = p["consumers"]
+    ours = consumers.get("citystream", {})
+    columns = ["", compare.SHORT["citystream"]]
+    peers = [key for key in consumers if key != "citystream"]
+    for key in peers:
+        columns += [compare.SHORT[key], "÷ CityStream"]
+    table = Table(
+        *columns,
+        title=(
+            f"the same backlog of {p['events']:,} events, drained by one process each "
+            '(saved under "peers")'
+        ),
+    )
+
+    def cell(figures: dict[str, Any], name: str) -> str:
+        if "error" in figures:
+            return "failed" if name == "events_per_s_from_start" else ""
+        value = figures.get(name)
+        return "not measured" if value is None else f"{value:,}"
+
+    def ratio(figures: dict[str, Any], name: str) -> str:
+        value = figures.get("ratio_to_citystream", {}).get(name)
+        return "" if value is None else f"{value}×"
+
+    for label, name in (
+        ("events/s, process start → last row", "events_per_s_from_start"),
+        ("events/s, first row → last row", "events_per_s_from_first_row"),
+        ("seconds to the first row", "first_row_after_s"),
+        ("consumer CPU µs/event (process tree)", "consumer_cpu_us_per_event"),
+        ("PostgreSQL CPU µs/event", "postgres_cpu_us_per_event"),
+    ):
+        row = [label, cell(ours, name)]
+        for key in peers:
+            row += [cell(consumers[key], name), ratio(consumers[key], name)]
+        table.add_row(*row)
+
+    def landed(figures: dict[str, Any]) -> str:
+        if "error" in figures:
+            return ""
+        return f"{figures['rows']:,} / {figures['rows_after_resend']:,}"
+
+    def matches(figures: dict[str, Any]) -> str:
+        return "" if "error" in figures else "yes" if figures["values_match"] else "NO"
+
+    for label, show in (
+        (f"rows: after the drain / after {RESEND_LABEL}", landed),
+        ("Σ area, Σ timestamps equal the events'", matches),
+    ):
+        row = [label, show(ours)]
+        for key in peers:
+            row += [show(consumers[key]), ""]
+        table.add_row(*row)
+    console.print(table)
+    for figures in consumers.values():
+        if "error" in figures:
+            console.print(f"  {figures['title']} failed: {figures['error']}")
+        else:
+            console.print(f"  {figures['title']}: {figures['guarantees']}")
+    console.print(
+        f"  backlog {p['backlog']}; bytes per event: "
+        + ", ".join(f"{key} {figures['bytes_per_event']}" for key, figures in p["produced"].items())
+    )
 
 
 def _print_periods(p: dict[str, Any]) -> None:

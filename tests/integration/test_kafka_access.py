@@ -234,9 +234,7 @@ def test_import_cannot_choose_another_department(isolated: Settings, tmp_path: P
     """A machine holding the heating department's password cannot send a ledger as housing:
     --department must match the credentials."""
     only_heating = isolated.model_copy(
-        update={
-            f"kafka_{d}_password": None for d in DEPARTMENTS if d != "heating"
-        }
+        update={f"kafka_{d}_password": None for d in DEPARTMENTS if d != "heating"}
     )
     ledger = ROOT / "seeds" / "samples" / "housing_2024.xlsx"
     with pytest.raises(LedgerError, match="no Kafka credentials for housing"):

@@ -7,13 +7,19 @@ writes it in one transaction, and only after that commits does the agent ack.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from schemas.envelope import Envelope
 from schemas.rejections import Rejection
 from schemas.topics import TopicSpec
 from schemas.validation import LOG_APPEND_TIME, decode, record_clock
+
+if TYPE_CHECKING:
+    from streams.db.batch_rows import BatchRows
 
 TopicPartition = tuple[str, int]
 
@@ -45,6 +51,11 @@ class Batch:
     # Records whose event_id already appeared earlier in this batch.
     repeated: int = 0
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    # Its ledger rows, built ahead while the batch before was written; used only if they
+    # are what its transaction would build (streams.db.batch_rows.adopt).
+    prebuilt: BatchRows | None = None
+    # The accepted events by id: an id seen again in the batch is a repeat or a reuse.
+    seen: dict[UUID, Envelope] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,30 @@ def sink_rejection(
 
 def prepare(spec: TopicSpec, records: list[Record], *, incarnation: int = 1) -> Batch:
     batch = Batch(records, incarnation)
-    seen: dict[UUID, Envelope] = {}
+    decode_into(batch, spec, records)
+    return batch
+
+
+async def prepare_stepwise(
+    spec: TopicSpec, records: list[Record], *, incarnation: int = 1
+) -> Batch:
+    """:func:`prepare`, letting the event loop run between every :data:`STEP` records: the
+    write in flight then sends its next statement as soon as PostgreSQL answered the last
+    one, instead of waiting for the whole batch to be decoded."""
+    batch = Batch(records, incarnation)
+    for start in range(0, len(records), STEP):
+        decode_into(batch, spec, records[start : start + STEP])
+        await asyncio.sleep(0)
+    return batch
+
+
+# Records decoded between two turns of the event loop (~1 ms).
+STEP = 128
+
+
+def decode_into(batch: Batch, spec: TopicSpec, records: Iterable[Record]) -> None:
+    """Decode and validate ``records`` (of ``batch``, in order) into ``batch``."""
+    seen = batch.seen
     for record in records:
         tp = (record.topic, record.partition)
         batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), record.offset + 1)
@@ -88,7 +122,6 @@ def prepare(spec: TopicSpec, records: list[Record], *, incarnation: int = 1) -> 
             batch.repeated += 1
         else:
             batch.rejected.append((record, reused_event_id(outcome)))
-    return batch
 
 
 def reused_event_id(event: Envelope) -> Rejection:

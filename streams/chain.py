@@ -1,6 +1,15 @@
 """The ledger's hash chain: each row's hash covers the previous row's hash in the same
 topic-partition and the row's canonical content, so an edit, a deletion, an insertion or
-a swap anywhere breaks every later link."""
+a swap anywhere breaks every later link.
+
+The canonical content is the JSON object ``{event_id, [incarnation,] ingested_at, measures,
+offset, partition, payload, topic}`` with sorted keys and no spaces, as
+``orjson.dumps(content, option=OPT_SORT_KEYS)`` writes it. The sink has the payload's and
+the measures' JSON already (they are what the ledger stores), so :func:`content` splices
+them in rather than serialising the event a second time; :func:`canonical` is the same
+bytes from the payload as a mapping (what an auditor reads back from the ledger).
+``tests/unit/test_chain.py`` holds both to that one ``orjson.dumps``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ from uuid import UUID
 import orjson
 
 GENESIS = bytes(32)
+SORTED = orjson.OPT_SORT_KEYS
 
 
 def canonical(
@@ -28,20 +38,54 @@ def canonical(
 ) -> bytes:
     # Everything is a string, int or nested dict of those, so a round trip through
     # PostgreSQL's jsonb gives back the same bytes.
-    content: dict[str, Any] = {
-        "event_id": str(event_id),
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "ingested_at": ingested_at.astimezone(UTC).isoformat(),
-        "payload": payload,
-        "measures": measures,
-    }
-    if incarnation != 1:
-        # Only a re-created topic's rows carry it: the rows of a topic's first life hash as
-        # they did before incarnations were recorded, so their chains still verify.
-        content["incarnation"] = incarnation
-    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    return content(
+        event_id=str(event_id),
+        topic=topic,
+        incarnation=incarnation,
+        partition=partition,
+        offset=offset,
+        ingested_at=instant(ingested_at),
+        payload_json=orjson.dumps(payload, option=SORTED),
+        measures_json=orjson.dumps(measures, option=SORTED),
+    )
+
+
+def instant(ingested_at: datetime) -> str:
+    """``ingested_at`` as the canonical content writes it (UTC, ISO 8601)."""
+    return ingested_at.astimezone(UTC).isoformat()
+
+
+def content(
+    *,
+    event_id: str,
+    topic: str,
+    incarnation: int,
+    partition: int,
+    offset: int,
+    ingested_at: str,
+    payload_json: bytes,
+    measures_json: bytes,
+) -> bytes:
+    """The canonical content from its parts already in JSON (``payload_json`` and
+    ``measures_json`` with sorted keys; ``ingested_at`` from :func:`instant`), keys in
+    sorted order: event_id < incarnation < ingested_at < measures < offset < partition <
+    payload < topic."""
+    # Only a re-created topic's rows carry their incarnation: the rows of a topic's first
+    # life hash as they did before incarnations were recorded, so their chains still verify.
+    life = b"" if incarnation == 1 else b',"incarnation":%d' % incarnation
+    return (
+        b'{"event_id":%b%b,"ingested_at":%b,"measures":%b,"offset":%d,"partition":%d,"payload":%b,"topic":%b}'
+        % (
+            orjson.dumps(event_id),
+            life,
+            orjson.dumps(ingested_at),
+            measures_json,
+            offset,
+            partition,
+            payload_json,
+            orjson.dumps(topic),
+        )
+    )
 
 
 def link(prev_hash: bytes, content: bytes) -> bytes:
@@ -52,6 +96,9 @@ def payload_digest(payload: Any) -> bytes:
     """An event's content as the ledger stores it (its JSON payload), in 16 bytes: what
     ``event_keys.digest`` holds, so a redelivery is told from a reused id without reading
     the ledger row (which may sit in a compressed chunk)."""
-    return hashlib.blake2b(
-        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).digest()
+    return json_digest(orjson.dumps(payload, option=SORTED))
+
+
+def json_digest(payload_json: bytes) -> bytes:
+    """:func:`payload_digest` of a payload already in JSON with sorted keys."""
+    return hashlib.blake2b(payload_json, digest_size=16).digest()

@@ -30,6 +30,10 @@ from streams.db.cursors import Incarnation
 
 log = logging.getLogger("citystream.worker")
 
+# The longest the broker holds a fetch while nothing new arrived (aiokafka's
+# fetch_max_wait_ms): what an idle worker costs it, ten requests a second.
+FETCH_MAX_WAIT_MS = 100
+
 # How often the offsets PostgreSQL stored are copied to the group's Kafka offsets.
 KAFKA_COMMIT_INTERVAL_S = 2.0
 
@@ -99,9 +103,7 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
                 # Between fetches, so no record fetched before a reset's seek is handed on
                 # after it (aiokafka drops what it fetched for the old positions).
                 await self._apply_resets()
-                fetched: dict[str, list[Record]] = {}
-                async for tp, message in self.getmany(timeout=1.0):
-                    fetched.setdefault(tp.topic, []).append(_record(message))
+                fetched = await self._fetch(timeout=1.0)
                 await self.sleep(0)
                 if fetched and not self.should_stop:
                     # A rebalance (suspend_flow) stops the hand-over: what was not handed
@@ -122,6 +124,35 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
         except Exception:
             log.exception("the fetch loop failed")
             raise
+
+    async def _fetch(self, timeout: float) -> dict[str, list[Record]]:
+        """One fetch, as ``Record`` lists by topic: faust's ``getmany`` (pinned 0.15.3) with
+        its checks made once per partition instead of once per record, and no faust
+        message made per record. The same checks decide: a rebalance (flow stopped, a new
+        generation) yields nothing more, and only records of active partitions are handed
+        on. Per record they cost as much as decoding the record; and nothing can change
+        between two records of one fetch, which are handed on with no await between them.
+        """
+        records, active = await self._wait_next_records(timeout)
+        fetched: dict[str, list[Record]] = {}
+        if records is None or self.should_stop:
+            return fetched
+        if not self.flow_active:
+            # As faust's getmany: called while the flow is stopped, seek back (to the
+            # offsets PostgreSQL stored: seek_to_committed).
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seeking while the flow is stopped failed: %s", exc)
+            return fetched
+        buffered = self._buffered_partitions
+        track = self.app.monitor.track_tp_end_offset
+        for tp, messages in records.items():
+            if active is not None and tp not in active and tp not in buffered:
+                continue
+            track(tp, self.highwater(tp))
+            fetched.setdefault(tp.topic, []).extend(map(_record, messages))
+        return fetched
 
     async def _apply_resets(self) -> None:
         """Start reading each topic a family found re-created from its new beginning."""
@@ -180,6 +211,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # records of a transaction that a producer aborted would be counted. aiokafka reads
         # this attribute when the consumer starts (pinned 0.14.0, tests/unit/test_pins.py).
         consumer._isolation_level = "read_committed"
+        # faust fixes 1.5 s: a fetch the broker holds that long for partitions with nothing
+        # new delays the records that arrive meanwhile, and the first batch after every
+        # assignment waited for one (a second of a worker's start, ``make bench``).
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
 
 
@@ -188,15 +223,15 @@ class Transport(faust_aiokafka.Transport):
 
 
 def _record(message: Any) -> Record:
-    # faust hands the timestamp over in seconds; the record's own milliseconds, whatever
-    # they are (a CreateTime may be any 64-bit number), are judged later, never here.
-    seconds = message.timestamp
+    """An aiokafka record as the worker keeps it. Its timestamp stays the record's own
+    milliseconds, whatever they are (a CreateTime may be any 64-bit number): judged later,
+    never here."""
     timestamp_type = LOG_APPEND_TIME if message.timestamp_type == LOG_APPEND_TIME else CREATE_TIME
     return Record(
         message.topic,
         message.partition,
         message.offset,
         message.value,
-        None if seconds is None else round(seconds * 1000),
+        message.timestamp,
         timestamp_type,
     )

@@ -19,7 +19,8 @@ from schemas.topics import TopicSpec
 from schemas.validation import CREATE_TIME
 from streams import metrics
 from streams import receipts as receipts_
-from streams.batch import Batch, Record, SinkResult, prepare
+from streams.batch import Batch, Record, SinkResult, prepare, prepare_stepwise
+from streams.db.batch_rows import prebuild
 from streams.db.cursors import Incarnation
 from streams.settings import Settings
 from streams.sink import RETRY_DELAYS_S, BatchWriter, observe, publish_deadletter
@@ -38,11 +39,13 @@ class FamilyLoop:
 
     take a batch (``CITYSTREAM_BATCH_SIZE`` records, or what arrived within
     ``CITYSTREAM_BATCH_WAIT_S``) → ``prepare`` (decode, validate) → one PostgreSQL
-    transaction (``streams.sink.BatchWriter``) → dead letters to their topic. One write at a
-    time, in order: batch N+1 is decoded while batch N waits on PostgreSQL, and N+1's
-    transaction starts after N's commit, so it sees N's rows (duplicates, corrections) and
-    chain head. Every few seconds the family asks the broker whether its topic is still the
-    one it reads; a re-created topic is handed to the fetch loop to restart from its start.
+    transaction (``streams.sink.BatchWriter``) → dead letters and receipts to their topics.
+    One write at a time, in order: batch N+1 is decoded and its rows prebuilt while batch N
+    waits on PostgreSQL, N's receipts travel while N+1 is written (N+1 commits only once
+    they are acknowledged), and N+1's transaction starts after N's commit, so it sees N's
+    rows (duplicates, corrections) and chain head. Every few seconds the family asks the
+    broker whether its topic is still the one it reads; a re-created topic is handed to the
+    fetch loop to restart from its start.
     """
 
     def __init__(
@@ -89,12 +92,20 @@ class FamilyLoop:
                 if not records:
                     continue
                 started = time.perf_counter()
-                batch = self._prepare(records)
+                batch = await self._prepare(records)
+                if self._writing is not None:
+                    # The rows are prebuilt once the batch in flight has built its own:
+                    # from the heads its rows end on, stamped after them.
+                    await self._writer.built(self._writing)
+                await self._prebuild(batch)
+                # Wall time, the write in flight's turns included: what the batch waited.
                 prepare_s = time.perf_counter() - started
                 if self._writing is not None:
                     await self._writing
                 if epoch == self.epoch and self.pending_reset is None:
-                    self._writing = asyncio.create_task(self._commit(batch, prepare_s))
+                    self._writing = self._writer.track(self._commit(batch, prepare_s))
+                    # Its first statement goes out before the next batch is decoded.
+                    await asyncio.sleep(0)
         finally:
             checking.cancel()
             if self._writing is not None and not self._writing.done():
@@ -105,11 +116,21 @@ class FamilyLoop:
                     await self._writing
             await self._writer.close()
 
-    def _prepare(self, records: list[Record]) -> Batch:
+    async def _prepare(self, records: list[Record]) -> Batch:
         created = sum(1 for r in records if r.timestamp_type == CREATE_TIME)
         if created:
             metrics.CREATE_TIME_RECORDS.labels(self.topic).inc(created)
-        return prepare(self.spec, records, incarnation=self.incarnation.number)
+        return await prepare_stepwise(self.spec, records, incarnation=self.incarnation.number)
+
+    async def _prebuild(self, batch: Batch) -> None:
+        """The batch's rows, built while the batch before is written: its transaction then
+        only checks them (streams.db.batch_rows)."""
+        try:
+            batch.prebuilt = await prebuild(
+                batch.accepted, incarnation=batch.incarnation, tip=self._writer.tip
+            )
+        except Exception:  # a value no row can hold: the transaction finds it and isolates it
+            log.debug("prebuilding the rows of a batch failed", exc_info=True)
 
     async def _watch_topic(self) -> None:
         """Notice a topic deleted and created again although no write collided with the
@@ -184,31 +205,40 @@ class FamilyLoop:
     async def _commit(self, batch: Batch, prepare_s: float) -> None:
         started = time.perf_counter()
         incarnation = batch.incarnation
-        # At most one batch's receipts in flight: a crash loses no more than the receipts
-        # a newly assigned worker re-derives (streams/receipts.py).
-        await self.receipts.settled()
         results = await self._writer.write(
             batch,
             prepare=lambda records: prepare(self.spec, records, incarnation=incarnation),
             reset_check=lambda: self._check_reset(until_known=True),
+            # At most one batch's receipts in flight: a crash loses no more than the
+            # receipts a newly assigned worker re-derives (streams/receipts.py). Awaited
+            # just before this batch commits, so they travel while it is written.
+            before_commit=self.receipts.settled,
         )
         if results is None:
             return  # the topic was reset: these records are read again in its new life
-        for result in results:
-            # After the commit: the deadletters table already holds these, so a crash here
-            # loses at most the topic copy, never the record itself.
-            for record, why in result.rejected:
-                await publish_deadletter(self.deadletters, record, why)
-        await self._publish_receipts(batch, results)
         for (topic, partition), offset in batch.next_offsets.items():
             self._written[TP(topic, partition)] = offset
+        if receipts_.all_stored(batch, results):
+            # Dead letters and receipts go out while the next batch is written; its
+            # commit waits for them (Publisher.settled).
+            self.receipts.track(asyncio.create_task(self._publish(batch, results)))
+        else:
+            # Which records were duplicates is read on the writer's connection, which
+            # the next batch's transaction would hold.
+            await self._publish(batch, results)
         try:
             observe(self.app, self.spec, batch, results, prepare_s + time.perf_counter() - started)
         except Exception:  # the batch is committed; a metrics bug must not stop the family
             log.exception("observing a written batch failed")
 
-    async def _publish_receipts(self, batch: Batch, results: list[SinkResult]) -> None:
-        """Each record's receipt to its department, after the commit (streams/receipts.py)."""
+    async def _publish(self, batch: Batch, results: list[SinkResult]) -> None:
+        """A committed batch's dead letters to their topic, and each record's receipt to
+        its department (streams/receipts.py)."""
+        for result in results:
+            # After the commit: the deadletters table already holds these, so a crash here
+            # loses at most the topic copy, never the record itself.
+            for record, why in result.rejected:
+                await publish_deadletter(self.deadletters, record, why)
         stored = None
         if not receipts_.all_stored(batch, results):
             try:
@@ -218,7 +248,7 @@ class FamilyLoop:
             except Exception as exc:  # then "stored" stands for "in the ledger" for all
                 log.warning("which records were duplicates is unknown: %s", exc)
         try:
-            await self.receipts.publish(*receipts_.build(self.spec, batch, results, stored))
+            await self.receipts.publish_settled(*receipts_.build(self.spec, batch, results, stored))
         except Exception:  # the batch is committed; receipts must never stop the family
             log.exception("publishing the receipts of a written batch failed")
             metrics.RECEIPTS_FAILED.labels("").inc()

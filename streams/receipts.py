@@ -105,10 +105,12 @@ def build(
         (record.partition, record.offset): event for record, event in batch.accepted
     }
     by_place: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    # A topic one department writes (all but a few): its receipts all go to it.
+    only = list(spec.departments) if len(spec.departments) == 1 else None
     for record in batch.records:
         position = (record.partition, record.offset)
         event = accepted.get(position)
-        why = refused.get(position)
+        why = refused.get(position) if refused else None
         if why is not None:
             identity = (
                 (str(event.event_id), event.event_type_name, event.source_ref)
@@ -145,7 +147,7 @@ def build(
                 source_ref=ref,
                 event=record.value,
             )
-        for department in departments_of(spec, event):
+        for department in only or departments_of(spec, event):
             by_place[(department, record.partition)].append(entry)
     receipts: list[Outgoing] = []
     marks: list[Outgoing] = []
@@ -234,6 +236,12 @@ class Publisher:
         background (the next batch is written after :meth:`settled`)."""
         futures = [await self._send(out) for out in receipts]
         self._settling.append(asyncio.create_task(self._settle(futures, marks)))
+
+    async def publish_settled(self, receipts: list[Outgoing], marks: list[Outgoing]) -> None:
+        """Queue the receipts, have them acknowledged, then send the marks: for a task the
+        caller has :meth:`track`-ed, so that :meth:`settled` waits for all of it."""
+        futures = [await self._send(out) for out in receipts]
+        await self._settle(futures, marks)
 
     async def _send(self, out: Outgoing) -> Any:
         topic = self._topics.get(out.department)

@@ -24,7 +24,7 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import faust
@@ -35,6 +35,7 @@ from schemas.topics import TopicSpec
 from streams import metrics
 from streams.batch import Batch, Record, SinkResult, sink_rejection
 from streams.db import DatabaseUnavailable, connect_async
+from streams.db.batch_rows import ChainTip
 from streams.db.ledger import RecordRefused, TopicReset, write_batch
 from streams.settings import Settings
 
@@ -49,6 +50,8 @@ STATEMENT_TIMEOUT_S = 60.0
 
 # Re-decodes a part of a batch (what a split writes) as the family's own batches are.
 Prepare = Callable[[list[Record]], Batch]
+# Awaited last in each transaction (the family's previous receipts).
+BeforeCommit = Callable[[], Awaitable[None]]
 # Asked when a batch collides with ledger rows at its Kafka positions: True if the topic
 # was reset (the batch is then dropped), False if not (the record is isolated).
 ResetCheck = Callable[[], Awaitable[bool]]
@@ -72,6 +75,28 @@ class BatchWriter:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._conn: Any = None
+        # Where this writer's chains end and when it last committed: what the family
+        # prebuilds the next batch's rows from (streams.db.batch_rows).
+        self.tip = ChainTip()
+        self._before_commit: BeforeCommit | None = None
+        # Set once the write in flight has built (or adopted) its rows.
+        self._built = asyncio.Event()
+
+    def track(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``write`` (the family's commit of one batch, which calls :meth:`write`) as
+        the write in flight."""
+        self._built.clear()
+        return asyncio.create_task(write)
+
+    async def built(self, writing: asyncio.Task[None]) -> None:
+        """Until the write in flight (``writing``) has built its rows, or is done."""
+        if self._built.is_set() or writing.done():
+            return
+        waiting = asyncio.create_task(self._built.wait())
+        try:
+            await asyncio.wait({waiting, writing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
 
     async def open(self) -> None:
         self._conn = await connect_with_retry(self._settings)
@@ -81,10 +106,17 @@ class BatchWriter:
             await self._conn.close()
 
     async def write(
-        self, batch: Batch, *, prepare: Prepare, reset_check: ResetCheck
+        self,
+        batch: Batch,
+        *,
+        prepare: Prepare,
+        reset_check: ResetCheck,
+        before_commit: BeforeCommit | None = None,
     ) -> list[SinkResult] | None:
         """The outcome of every part the batch was written in; None if it was dropped
-        because its topic was reset."""
+        because its topic was reset. ``before_commit``: awaited inside each transaction,
+        last (streams.db.ledger.write_batch)."""
+        self._before_commit = before_commit
         try:
             return [await self._until_committed(batch)]
         except RecordRefused as exc:
@@ -144,7 +176,13 @@ class BatchWriter:
         attempt = 0
         while True:
             try:
-                return await write_batch(self._conn, batch)
+                return await write_batch(
+                    self._conn,
+                    batch,
+                    tip=self.tip,
+                    built=self._built.set,
+                    before_commit=self._before_commit,
+                )
             except (RecordRefused, TopicReset):
                 if not dead_letter:
                     raise

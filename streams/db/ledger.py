@@ -8,28 +8,27 @@ leaves as one of the errors below, which say whether trying again can help.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import orjson
 import psycopg
 from psycopg import sql
-from psycopg.types.json import set_json_dumps
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from schemas.rejections import Rejection
 from streams.acceptance import CorrectionRefs, Original, judge_corrections, split_known
 from streams.batch import Batch, Record, SinkResult, sink_rejection
-from streams.chain import canonical, link, payload_digest
+from streams.chain import payload_digest
 from streams.db import DatabaseError, DatabaseUnavailable
+from streams.db.batch_rows import BatchRows, ChainTip, adopt, build_rows, in_chain_order
 from streams.db.cursors import advance as cursors_advance
 from streams.db.cursors import lock as cursors_lock
 from streams.db.ledger_row import COLUMNS as LEDGER_COLUMNS
-from streams.db.ledger_row import PG_TYPES, LedgerRow
+from streams.db.ledger_row import PG_TYPES
 from streams.rollup import rollup
 
 
@@ -62,21 +61,43 @@ class RecordRefused(DatabaseError):
 _CAUSED_BY_DATA = ("22", "23", "54")
 
 
-async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> SinkResult:
+async def write_batch(
+    conn: psycopg.AsyncConnection[Any],
+    batch: Batch,
+    *,
+    tip: ChainTip | None = None,
+    built: Callable[[], None] | None = None,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
+) -> SinkResult:
     """Write ``batch`` in one transaction; every failure leaves as the project's own error,
     telling the caller whether to retry (:class:`DatabaseUnavailable`, a plain
     :class:`DatabaseError`, :class:`ConcurrentInsert`), to look for a topic reset
-    (:class:`TopicReset`) or to split the batch (:class:`RecordRefused`)."""
+    (:class:`TopicReset`) or to split the batch (:class:`RecordRefused`).
+
+    ``tip``: the writer's chain tip (streams.db.batch_rows), with which the batch's
+    prebuilt rows are judged and which is moved on; ``built``: called once the batch's
+    rows are built (the next batch's may be prebuilt from then on); ``before_commit``:
+    awaited last, inside the transaction (the family's previous receipts, which must be
+    acknowledged before this batch commits: streams/receipts.py)."""
     step = _Step()
+    tip = ChainTip() if tip is None else tip
     try:
         async with conn.transaction():
-            return await _write(conn, batch, step)
+            result, stamped = await _write(conn, batch, step, tip, built)
+            if before_commit is not None:
+                step.now("waiting for the previous batch's receipts")
+                await before_commit()
+        if stamped is not None:
+            tip.committed_at = stamped
+        return result
     except DatabaseError:
         raise
     except psycopg.errors.UniqueViolation as exc:
         constraint = exc.diag.constraint_name
         if constraint == "event_keys_position":
             raise TopicReset(f"writing a batch failed: {exc}".strip()) from exc
+        if constraint in ("event_keys_pkey", "correction_keys_pkey"):
+            raise ConcurrentInsert("an event id of this batch was recorded concurrently") from exc
         if constraint == "correction_keys_ref":
             raise ConcurrentInsert("a correction reference was recorded concurrently") from exc
         raise _refused(exc, step) from exc
@@ -143,8 +164,14 @@ def _unprocessable(column: str | None, why: str, *, zh: str, en: str) -> Rejecti
     )
 
 
-async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) -> SinkResult:
-    ingested_at = datetime.now(UTC)
+async def _write(
+    conn: psycopg.AsyncConnection[Any],
+    batch: Batch,
+    step: _Step,
+    tip: ChainTip,
+    built_hook: Callable[[], None] | None,
+) -> tuple[SinkResult, datetime | None]:
+    """The batch's outcome and, if it wrote ledger rows, the instant they carry."""
     incarnation = batch.incarnation
     positions = {tp: (tp[0], incarnation, tp[1]) for tp in batch.next_offsets}
     cursors = await cursors_lock(conn, sorted(positions.values()))
@@ -153,64 +180,24 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
     rejected = list(batch.rejected)
     fresh, conflicts = await _split_known(conn, batch.accepted)
     rejected.extend(conflicts)
-    fresh.sort(key=lambda item: (item[0].topic, item[0].partition, item[0].offset))
+    fresh = in_chain_order(fresh)
     fresh, refused = await _check_corrections(conn, fresh)
     rejected.extend(refused)
 
     step.now("building the ledger rows", "payload")
-    staged: list[tuple[Any, ...]] = []
-    for record, event in fresh:
-        tp = (record.topic, record.partition)
-        payload = event.model_dump(mode="json")
-        correction = event if isinstance(event, Correction) else None
-        measures = {metric: str(q) for metric, q in event.measures().items()}
-        content = canonical(
-            event_id=event.event_id,
-            topic=record.topic,
-            incarnation=incarnation,
-            partition=record.partition,
-            offset=record.offset,
-            ingested_at=ingested_at,
-            payload=payload,
-            measures=measures,
-        )
-        prev = heads[tp]
-        heads[tp] = link(prev, content)
-        row = LedgerRow(
-            event_id=event.event_id,
-            event_type=event.event_type_name,
-            schema_version=event.schema_version,
-            department=event.department,
-            district=str(event.district),
-            occurred_at=event.occurred_at,
-            reported_at=event.reported_at,
-            ingested_at=ingested_at,
-            project=event.project,
-            source_ref=event.source_ref,
-            corrects=None if correction is None else correction.corrects,
-            measures=measures,
-            payload=payload,
-            topic=record.topic,
-            incarnation=incarnation,
-            partition=record.partition,
-            kafka_offset=record.offset,
-            prev_hash=prev,
-            hash=heads[tp],
-        )
-        for_keys = (  # what event_keys and correction_keys take from the row
-            payload_digest(payload),
-            None if correction is None else correction.metric,
-            None if correction is None else correction.delta,
-        )
-        staged.append((*row, *for_keys))
+    built = adopt(batch.prebuilt, fresh=fresh, heads=heads, tip=tip) or build_rows(
+        fresh, incarnation=incarnation, ingested_at=datetime.now(UTC), heads=heads
+    )
+    heads = built.heads
+    tip.heads.update(heads)
+    if built_hook is not None:
+        built_hook()
 
     if fresh:
         step.now("writing the ledger rows (events)")
-        if await _insert_events(conn, staged) != len(fresh):
-            # The chain was computed for rows that are no longer all new: roll back, retry.
-            raise ConcurrentInsert("an event id of this batch was inserted concurrently")
+        await _insert_events(conn, built)
         step.now("summing the daily rollup by local day", "occurred_at")
-        groups = rollup((e.occurred_at, str(e.district), e.measures()) for _, e in fresh)
+        groups = rollup(built.measured)
         keys = sorted(groups)
         step.now("writing the daily rollup (metric_daily)", ", ".join(sorted({k[2] for k in keys})))
         await conn.execute(
@@ -247,7 +234,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
         {positions[tp]: offset for tp, offset in batch.next_offsets.items()},
         {positions[tp]: head for tp, head in heads.items()},
     )
-    return SinkResult(
+    result = SinkResult(
         inserted=len(fresh),
         inserted_by_type=dict(Counter(e.event_type_name for _, e in fresh)),
         duplicates=len(batch.accepted)
@@ -256,6 +243,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], batch: Batch, step: _Step) 
         + batch.repeated,
         rejected=rejected,
     )
+    return result, built.ingested_at if fresh else None
 
 
 def _text(value: str | None) -> str | None:
@@ -353,72 +341,68 @@ async def _check_corrections(
     return judge_corrections(fresh, originals, net, refs)
 
 
-# The ledger rows of a batch travel by binary COPY into a per-session staging table, then
-# one INSERT ... SELECT ... ON CONFLICT DO NOTHING moves them: a parameterised INSERT of 19
-# arrays spent ~150 µs per event adapting the arrays on the client, COPY a few µs. Each
-# staged row is a LedgerRow followed by what event_keys and correction_keys take from it.
-_KEY_COLUMNS = (("digest", "bytea"), ("metric", "text"), ("delta", "numeric"))
-_STAGE_COLUMNS = (*zip(LEDGER_COLUMNS, PG_TYPES, strict=True), *_KEY_COLUMNS)
-_STAGE_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name, _ in _STAGE_COLUMNS)
-# ON COMMIT DELETE ROWS: the staging table is empty at the start of every transaction.
-_CREATE_STAGE = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS events_stage ({}) ON COMMIT DELETE ROWS"
-).format(
-    sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
-        for name, kind in _STAGE_COLUMNS
+# The rows go by binary COPY straight into their tables, keys first: an id recorded
+# meanwhile by another worker fails on event_keys_pkey (the batch is judged again), a Kafka
+# position already taken on event_keys_position (a topic reset), a correction reference
+# already used on correction_keys_ref. A parameterised INSERT of 19 arrays spent ~150 µs
+# per event adapting the arrays on the client; a staging table that one INSERT ... SELECT
+# ... ON CONFLICT emptied cost PostgreSQL a second write and read of every row.
+_KEY_COLUMNS = (
+    ("event_id", "uuid"),
+    ("ingested_at", "timestamptz"),
+    ("topic", "text"),
+    ("incarnation", "int4"),
+    ("partition", "int4"),
+    ("kafka_offset", "int8"),
+    ("digest", "bytea"),
+)
+_CORRECTION_COLUMNS = (
+    ("event_id", "uuid"),
+    ("corrects", "uuid"),
+    ("department", "text"),
+    ("source_ref", "text"),
+    ("metric", "text"),
+    ("delta", "numeric"),
+)
+
+
+def _copy(table: str, columns: Sequence[tuple[str, str]]) -> tuple[sql.Composed, list[str]]:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
     )
-)
-_COPY_STAGE = sql.SQL("COPY pg_temp.events_stage ({}) FROM STDIN (FORMAT BINARY)").format(
-    _STAGE_NAMES
-)
-# The keys first: an id recorded meanwhile by another worker is not inserted (and counted
-# by the caller), a Kafka position already taken fails on event_keys_position (a topic
-# reset), a correction reference already used fails on correction_keys_ref.
-_INSERT_KEYS = """
-WITH keys AS (
-    INSERT INTO event_keys (event_id, ingested_at, topic, incarnation, partition, kafka_offset,
-                            digest)
-    SELECT event_id, ingested_at, topic, incarnation, partition, kafka_offset, digest
-    FROM pg_temp.events_stage
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id
-), corrections AS (
-    INSERT INTO correction_keys (event_id, corrects, department, source_ref, metric, delta)
-    SELECT event_id, corrects, department, source_ref, metric, delta
-    FROM pg_temp.events_stage WHERE corrects IS NOT NULL
-)
-SELECT count(*) FROM keys
-"""
-_LEDGER_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name in LEDGER_COLUMNS)
-_INSERT_EVENTS = sql.SQL(
-    """INSERT INTO events ({names})
-SELECT {names} FROM pg_temp.events_stage
-ORDER BY topic, partition, kafka_offset"""
-).format(names=_LEDGER_NAMES)
+    return statement, [kind for _, kind in columns]
 
 
-async def _insert_events(conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> int:
-    """Stage ``rows``, record their keys, and the ledger rows if every key was new; return
-    how many keys were new."""
-    # Created in the batch's own transaction every time: a table created once per
-    # connection vanished with the first batch's rollback (a retried batch then failed
-    # on "schema pg_temp does not exist" until the connection was replaced).
-    await conn.execute(_CREATE_STAGE)
+_COPY_KEYS = _copy("event_keys", _KEY_COLUMNS)
+_COPY_CORRECTIONS = _copy("correction_keys", _CORRECTION_COLUMNS)
+# A binary COPY names no types: each field is the bytes of its column type's binary input.
+# The jsonb fields come as jsonb's binary form already (streams.db.batch_rows.JSONB_V1 +
+# the JSON), so psycopg sends them as it sends bytea, untouched; its jsonb dumper would call
+# back into Python twice per field.
+_COPY_EVENTS = _copy(
+    "events",
+    [
+        (name, "bytea" if kind == "jsonb" else kind)
+        for name, kind in zip(LEDGER_COLUMNS, PG_TYPES, strict=True)
+    ],
+)
+
+
+async def _insert_events(conn: psycopg.AsyncConnection[Any], built: BatchRows) -> None:
+    """Record the keys, the corrections' keys and the ledger rows of one batch."""
     cursor = conn.cursor()
-    # Payloads and measures go to their jsonb columns as orjson writes them (the standard
-    # library's json, psycopg's default, is several times slower).
-    set_json_dumps(orjson.dumps, cursor)
-    async with cursor.copy(_COPY_STAGE) as copy:
-        copy.set_types([kind for _, kind in _STAGE_COLUMNS])
-        for row in rows:
-            await copy.write_row(row)
-    cur = await conn.execute(_INSERT_KEYS)
-    counted = await cur.fetchone()
-    inserted = int(counted[0]) if counted else 0
-    if inserted == len(rows):
-        await conn.execute(_INSERT_EVENTS)
-    return inserted
+    copies: list[tuple[tuple[sql.Composed, list[str]], Sequence[Sequence[Any]]]] = [
+        (_COPY_KEYS, built.keys),
+        (_COPY_CORRECTIONS, built.corrections),
+        (_COPY_EVENTS, built.ledger),
+    ]
+    for (statement, types), rows in copies:
+        if not rows:
+            continue
+        async with cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for row in rows:
+                await copy.write_row(row)
 
 
 # %b: arrays of a few thousand groups go in binary; the text form quotes every element.

@@ -129,12 +129,11 @@ def grant(conn: Connection[Any], *, schema: str, app_role: str) -> None:
     app = sql.Identifier(app_role)
     readers = sql.SQL(", ").join(map(sql.Identifier, READER_ROLES))
     statements = [
-        # Nobody but the roles named here connects; only the workers need temporary tables
-        # (the sink's staging table).
+        # Nobody but the roles named here connects, and nobody needs temporary tables (the
+        # sink COPYs straight into its tables: streams.db.ledger).
         sql.SQL("REVOKE CONNECT, TEMPORARY, CREATE ON DATABASE {} FROM PUBLIC").format(db),
-        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, app),
-        sql.SQL("REVOKE TEMPORARY, CREATE ON DATABASE {} FROM {}").format(db, readers),
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, readers),
+        sql.SQL("REVOKE TEMPORARY, CREATE ON DATABASE {} FROM {}, {}").format(db, app, readers),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(db, app, readers),
         sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(target),
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}, {}").format(target, app, readers),
         sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}, {}").format(target, app, readers),

@@ -87,9 +87,10 @@ def test_the_workers_role_cannot_change_the_ledger(
     ).fetchone()
     assert changes == (False, False)
     as_worker.rollback()
+    # Nor a temporary table: the sink needs none (it COPYs straight into its tables).
+    assert _refused(as_worker, "CREATE TEMP TABLE stage (x int) ON COMMIT DROP")
     # What the sink does is allowed: appending ledger rows, maintaining rollups and cursors
-    # (the sink's own tests write through this role), and its staging table.
-    as_worker.execute("CREATE TEMP TABLE stage (x int) ON COMMIT DROP")
+    # (the sink's own tests write through this role).
     as_worker.execute("UPDATE metric_daily SET total = total")
     as_worker.execute("UPDATE consumer_offsets SET next_offset = next_offset")
     as_worker.rollback()

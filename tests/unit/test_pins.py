@@ -47,3 +47,21 @@ def test_the_names_the_overrides_call_exist() -> None:
     assert "self._isolation_level = isolation_level" in source
     assert "isolation_level=self._isolation_level" in source
     assert issubclass(WorkerFaustApp, faust.App)
+
+
+def test_what_the_batched_fetch_and_its_consumer_rely_on_exists() -> None:
+    # streams.consumer._fetch: faust's getmany, its checks made once per partition.
+    source = inspect.getsource(faust_consumer.Consumer.getmany)
+    for name in (
+        "_wait_next_records",
+        "consumer_generation_id",
+        "_buffered_partitions",
+        "track_tp_end_offset",
+        "perform_seek",
+        "flow_active",
+    ):
+        assert name in source, name
+    # The fetch wait the worker's consumer shortens: an attribute until start().
+    source = inspect.getsource(aiokafka.AIOKafkaConsumer)
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in source
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in source

@@ -94,8 +94,10 @@ async def prepare_stepwise(
     return batch
 
 
-# Records decoded between two turns of the event loop (~1 ms).
-STEP = 128
+# Records decoded between two turns of the event loop (~0.2 ms): the write in flight waits
+# no longer than that for its turn when PostgreSQL answers (with 128, a backlog drained
+# about 12% slower).
+STEP = 32
 
 
 def decode_into(batch: Batch, spec: TopicSpec, records: Iterable[Record]) -> None:

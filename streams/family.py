@@ -234,6 +234,10 @@ class FamilyLoop:
     async def _publish(self, batch: Batch, results: list[SinkResult]) -> None:
         """A committed batch's dead letters to their topic, and each record's receipt to
         its department (streams/receipts.py)."""
+        # The next batch's write starts first (the family loop wakes on this batch's commit
+        # and starts it on its next turn): this then runs while it waits on PostgreSQL.
+        for _ in range(2):
+            await asyncio.sleep(0)
         for result in results:
             # After the commit: the deadletters table already holds these, so a crash here
             # loses at most the topic copy, never the record itself.

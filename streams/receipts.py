@@ -6,9 +6,10 @@ Why receipts cannot be lost for good, though Kafka and PostgreSQL do not commit 
 
 1. receipts are published only after the batch's transaction committed (what they say is
    then true), keyed by the records' positions, so publishing one again is harmless;
-2. before the family writes its next batch it waits until the previous batch's receipts
-   were acknowledged, and only then sends that batch's marks (:class:`schemas.receipts.Mark`):
-   at any moment at most one batch's receipts are in flight;
+2. a batch's receipts are sent while the next batch is written, and that batch commits
+   only once they were acknowledged and the marks sent after them
+   (:class:`schemas.receipts.Mark`): at any moment at most one committed batch's receipts
+   are in flight;
 3. when a worker is assigned a partition it re-derives from PostgreSQL the receipts of the
    partition's last ``CITYSTREAM_BATCH_SIZE`` offsets before the offset PostgreSQL stored
    — where the last batch written, whose receipts may have died with the worker that wrote

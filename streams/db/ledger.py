@@ -29,7 +29,6 @@ from streams.db.cursors import advance as cursors_advance
 from streams.db.cursors import lock as cursors_lock
 from streams.db.ledger_row import COLUMNS as LEDGER_COLUMNS
 from streams.db.ledger_row import PG_TYPES
-from streams.rollup import rollup
 
 
 class ConcurrentInsert(DatabaseError):
@@ -197,7 +196,7 @@ async def _write(
         step.now("writing the ledger rows (events)")
         await _insert_events(conn, built)
         step.now("summing the daily rollup by local day", "occurred_at")
-        groups = rollup(built.measured)
+        groups = built.rollup()
         keys = sorted(groups)
         step.now("writing the daily rollup (metric_daily)", ", ".join(sorted({k[2] for k in keys})))
         await conn.execute(

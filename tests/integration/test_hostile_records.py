@@ -6,6 +6,7 @@ tables."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,10 +108,17 @@ def _timestamp_type(settings: Settings, topic: str, value: str | None = None) ->
             admin.alter_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, topic, {"message.timestamp.type": value})]
             )
-        found = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, configs=["message.timestamp.type"])]
-        )
-        return str(found["topic"][topic]["message.timestamp.type"]["value"])
+        # The broker applies a change from its metadata log: a describe right after the
+        # alter may still read the old value (seen once in `make test`), so read until the
+        # change shows, for a few seconds at most.
+        deadline = time.monotonic() + 10
+        asked = ConfigResource(ConfigResourceType.TOPIC, topic, configs=["message.timestamp.type"])
+        while True:
+            found = admin.describe_configs([asked])
+            shown = str(found["topic"][topic]["message.timestamp.type"]["value"])
+            if value is None or shown == value or time.monotonic() > deadline:
+                return shown
+            time.sleep(0.1)
     finally:
         admin.close()
 

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,31 @@ def drop(settings: Settings) -> None:
             drop_topics(settings)
 
 
+def start_child(
+    argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A benchmarked process (a worker, a peer), its output to ``log``."""
+    return subprocess.Popen(
+        list(argv),
+        env=None if env is None else dict(env),
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def stop_child(proc: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Process:
     """A worker (ours or the naive baseline) as a child process."""
 
@@ -75,23 +100,10 @@ class Process:
             if module == "services.cli"
             else [sys.executable, "-m", module]
         )
-        self.proc = subprocess.Popen(
-            argv,
-            env=settings_env(settings),
-            cwd=ROOT,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        self.proc = start_child(argv, log, env=settings_env(settings))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc, timeout_s=30)
 
 
 def visible_offsets(conn: psycopg.Connection[Any], topic: str) -> dict[int, int]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from schemas.topics import HEATING
 from streams.settings import SASL_MECHANISM, Settings
+from tests.bench import pipeline
 from tests.bench.peers.install import CONNECT, CONNECT_LIBS, CONNECT_PLUGINS, ROOT
 
 LOG4J = ROOT / "deploy" / "local" / "log4j.properties"
@@ -160,20 +160,8 @@ class ConnectPeer:
             str(connector_file),
         ]
         self.log = log
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        self.proc = pipeline.start_child(argv, log)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        pipeline.stop_child(self.proc, timeout_s=60)
         shutil.rmtree(self.run_dir, ignore_errors=True)

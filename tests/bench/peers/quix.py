@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
@@ -23,7 +22,8 @@ from services.kafka.access import Grant
 from services.kafka.acls import create_acls
 from services.kafka.client import admin_client
 from streams.settings import Settings
-from tests.bench.peers.install import HOME, QUIX_PYTHON, ROOT
+from tests.bench import pipeline
+from tests.bench.peers.install import HOME, QUIX_PYTHON
 
 APP = Path(__file__).with_name("quix_sink.py")
 
@@ -61,21 +61,8 @@ class QuixPeer:
             "PEER_PG_TABLE": table,
         }
         self.log = log
-        self.proc = subprocess.Popen(
-            [str(QUIX_PYTHON), str(APP)],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        self.proc = pipeline.start_child([str(QUIX_PYTHON), str(APP)], log, env=env)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        pipeline.stop_child(self.proc, timeout_s=60)
         shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -78,7 +78,6 @@ class BatchWriter:
         # Where this writer's chains end and when it last committed: what the family
         # prebuilds the next batch's rows from (streams.db.batch_rows).
         self.tip = ChainTip()
-        self._before_commit: BeforeCommit | None = None
         # Set once the write in flight has built (or adopted) its rows.
         self._built = asyncio.Event()
 
@@ -115,12 +114,12 @@ class BatchWriter:
     ) -> list[SinkResult] | None:
         """The outcome of every part the batch was written in; None if it was dropped
         because its topic was reset. ``before_commit``: awaited inside each transaction,
-        last (streams.db.ledger.write_batch)."""
-        self._before_commit = before_commit
+        last (streams.db.ledger.write_batch); every part a split writes awaits it too, so
+        no part commits before the previous batch's receipts were acknowledged."""
         try:
-            return [await self._until_committed(batch)]
+            return [await self._until_committed(batch, before_commit)]
         except RecordRefused as exc:
-            return await self._isolate(batch, exc.rejection, prepare, reset_check)
+            return await self._isolate(batch, exc.rejection, prepare, reset_check, before_commit)
         except TopicReset as exc:
             if await reset_check():
                 log.warning("batch dropped: its topic was reset", extra={"detail": str(exc)})
@@ -134,10 +133,15 @@ class BatchWriter:
                 en="another event is recorded at this Kafka position although the topic was "
                 "not re-created (was the ledger changed?)",
             )
-            return await self._isolate(batch, why, prepare, reset_check)
+            return await self._isolate(batch, why, prepare, reset_check, before_commit)
 
     async def _isolate(
-        self, batch: Batch, why: Rejection, prepare: Prepare, reset_check: ResetCheck
+        self,
+        batch: Batch,
+        why: Rejection,
+        prepare: Prepare,
+        reset_check: ResetCheck,
+        before_commit: BeforeCommit | None,
     ) -> list[SinkResult] | None:
         records = batch.records
         if len(records) == 1:
@@ -158,18 +162,22 @@ class BatchWriter:
                 rejected=[(record, why)],
                 next_offsets={(record.topic, record.partition): record.offset + 1},
             )
-            return [await self._until_committed(alone, dead_letter=True)]
+            return [await self._until_committed(alone, before_commit, dead_letter=True)]
         metrics.BATCH_SPLITS.inc()
         middle = len(records) // 2
         results: list[SinkResult] = []
         for part in (records[:middle], records[middle:]):
-            written = await self.write(prepare(part), prepare=prepare, reset_check=reset_check)
+            written = await self.write(
+                prepare(part), prepare=prepare, reset_check=reset_check, before_commit=before_commit
+            )
             if written is None:
                 return None
             results.extend(written)
         return results
 
-    async def _until_committed(self, batch: Batch, *, dead_letter: bool = False) -> SinkResult:
+    async def _until_committed(
+        self, batch: Batch, before_commit: BeforeCommit | None, *, dead_letter: bool = False
+    ) -> SinkResult:
         """Write until it commits, retrying failures of the moment; a failure caused by the
         batch's values (or a topic reset) leaves to the caller, except for a dead letter
         alone, which nothing but the moment can stop."""
@@ -181,7 +189,7 @@ class BatchWriter:
                     batch,
                     tip=self.tip,
                     built=self._built.set,
-                    before_commit=self._before_commit,
+                    before_commit=before_commit,
                 )
             except (RecordRefused, TopicReset):
                 if not dead_letter:

@@ -81,7 +81,8 @@ def decode(
     wall clock. Passing the record's Kafka timestamp instead makes the verdict a function
     of the record alone, so a replay rejects exactly what the first run rejected.
     """
-    if now is not None and now.utcoffset() is None:
+    # (record_clock's readings are in UTC: no offset asked of them, once per record)
+    if now is not None and now.tzinfo is not UTC and now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     try:
         return _decode(spec, raw, now)

@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import faust
 import psycopg
+from faust.tables import TableManager
 from faust.types import TP
 
 from schemas.topics import ALL, DEADLETTER_TOPIC, DEPARTMENTS, receipts_topic
@@ -46,6 +47,20 @@ log = logging.getLogger("citystream.worker")
 WORKER = "worker"
 # Topic names → their ids as the broker reports them now (blocking; run in a thread).
 TopicIds = Callable[[Sequence[str]], Mapping[str, uuid.UUID]]
+
+
+class _NoTables(TableManager):
+    """faust's table manager without its start-up pause: it sleeps a second before it
+    starts recovery, so that tables declared after the app started can still register.
+    The worker declares none (:func:`create_app`), and the pause delayed every start,
+    the first batch after a deploy or a crash included."""
+
+    async def on_start(self) -> None:
+        if self:  # a table after all: faust's own start, pause included
+            await super().on_start()
+            return
+        await self._update_channels()
+        await self.recovery.start()
 
 
 class WorkerFaustApp(faust.App):
@@ -227,6 +242,7 @@ def create_app(settings: Settings, *, topic_ids: TopicIds) -> faust.App:
         web_enabled=False,
         autodiscover=False,
         store="memory://",
+        TableManager=_NoTables,
         # faust makes a data folder even with no tables; keep it out of the work tree.
         datadir=str(STACK_DIR / "faust" / "{conf.id}"),
         topic_replication_factor=settings.topic_replication_factor,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
-from uuid import UUID
 
 from schemas.envelope import Envelope
 from schemas.rejections import Rejection
@@ -54,8 +54,9 @@ class Batch:
     # Its ledger rows, built ahead while the batch before was written; used only if they
     # are what its transaction would build (streams.db.batch_rows.adopt).
     prebuilt: BatchRows | None = None
-    # The accepted events by id: an id seen again in the batch is a repeat or a reuse.
-    seen: dict[UUID, Envelope] = field(default_factory=dict, repr=False, compare=False)
+    # The accepted events by id (as an integer): an id seen again in the batch is a repeat
+    # or a reuse.
+    seen: dict[int, Envelope] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -103,24 +104,32 @@ STEP = 32
 def decode_into(batch: Batch, spec: TopicSpec, records: Iterable[Record]) -> None:
     """Decode and validate ``records`` (of ``batch``, in order) into ``batch``."""
     seen = batch.seen
+    next_offsets = batch.next_offsets
+    # Records appended together share their LogAppendTime: each distinct stamp is read once.
+    stamp: tuple[int | None, int] | None = None
+    now: datetime | Rejection | None = None
     for record in records:
         tp = (record.topic, record.partition)
-        batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), record.offset + 1)
-        now = (
-            None
-            if record.timestamp_ms is None
-            else record_clock(record.timestamp_ms, record.timestamp_type)
-        )
+        if next_offsets.get(tp, 0) <= record.offset:
+            next_offsets[tp] = record.offset + 1
+        if record.timestamp_ms is None:
+            stamp, now = None, None
+        elif stamp != (record.timestamp_ms, record.timestamp_type):
+            stamp = (record.timestamp_ms, record.timestamp_type)
+            now = record_clock(record.timestamp_ms, record.timestamp_type)
         if isinstance(now, Rejection):
             batch.rejected.append((record, now))
             continue
         outcome = decode(spec, record.value, now=now)
         if isinstance(outcome, Rejection):
             batch.rejected.append((record, outcome))
-        elif outcome.event_id not in seen:
-            seen[outcome.event_id] = outcome
+            continue
+        # By the id's integer: UUID's own hash is a Python method, called twice per event.
+        key = outcome.event_id.int
+        if key not in seen:
+            seen[key] = outcome
             batch.accepted.append((record, outcome))
-        elif seen[outcome.event_id] == outcome:
+        elif seen[key] == outcome:
             batch.repeated += 1
         else:
             batch.rejected.append((record, reused_event_id(outcome)))

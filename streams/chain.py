@@ -88,6 +88,37 @@ def content(
     )
 
 
+class ContentOf:
+    """:func:`content` for the rows of one batch and topic, whose topic, incarnation and
+    ingest time are the same: those parts are written once, into a template, and each
+    row's content is one formatting of it (two ``orjson.dumps`` and a call with eight
+    keywords fewer per row)."""
+
+    def __init__(self, *, topic: str, incarnation: int, ingested_at: str) -> None:
+        parts = content(
+            event_id="",
+            topic=topic,
+            incarnation=incarnation,
+            partition=0,
+            offset=0,
+            ingested_at=ingested_at,
+            payload_json=b"",
+            measures_json=b"",
+        ).replace(b"%", b"%%")
+        # The empty id, JSON and numbers written above become the template's fields.
+        self._template = parts.replace(b'{"event_id":""', b'{"event_id":"%b"', 1).replace(
+            b'"measures":,"offset":0,"partition":0,"payload":,',
+            b'"measures":%b,"offset":%d,"partition":%d,"payload":%b,',
+            1,
+        )
+
+    def __call__(
+        self, event_id: str, partition: int, offset: int, payload_json: bytes, measures_json: bytes
+    ) -> bytes:
+        """``event_id``: the id's text (a UUID's: nothing in it to escape)."""
+        return self._template % (event_id.encode(), measures_json, offset, partition, payload_json)
+
+
 def link(prev_hash: bytes, content: bytes) -> bytes:
     return hashlib.sha256(prev_hash + content).digest()
 

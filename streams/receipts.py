@@ -132,7 +132,7 @@ def build(
             entry = receipt_entry(
                 record.offset,
                 outcome,
-                event_id=str(event.event_id),
+                event_id=event.event_id,
                 event_type=event.event_type_name,
                 source_ref=event.source_ref,
                 event=record.value,

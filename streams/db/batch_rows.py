@@ -29,12 +29,16 @@ import orjson
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
 from streams.batch import Record, TopicPartition
-from streams.chain import SORTED, content, instant, json_digest, link
+from streams.chain import SORTED, ContentOf, instant, json_digest, link
 from streams.db.ledger_row import LedgerRow
 from streams.rollup import RollupKey, Totals, rollup
 
 # jsonb's binary input: a version byte, then the JSON text.
 JSONB_V1 = b"\x01"
+
+# A LedgerRow made from a tuple of its fields, without the named tuple's __new__ (a Python
+# function with 19 parameters, called once per row).
+_row = tuple.__new__
 
 # (occurred_at, district, measures) of each new event: what streams.rollup sums.
 Measured = tuple[datetime, str, Mapping[str, Decimal]]
@@ -56,6 +60,8 @@ class BatchRows:
     heads: dict[TopicPartition, bytes] = field(default_factory=dict)
     # What the rows add to the daily rollup (streams.rollup), once summed.
     groups: dict[RollupKey, Totals] | None = None
+    # The canonical content's template per (topic, incarnation): the same for every row.
+    templates: dict[tuple[str, int], ContentOf] = field(default_factory=dict, repr=False)
 
     def rollup(self) -> dict[RollupKey, Totals]:
         if self.groups is None:
@@ -83,66 +89,65 @@ def add_rows(
     """Append the rows of ``fresh`` (the next events in chain order) to ``built``."""
     chain = built.heads
     ingested_at = built.ingested_at
-    stamp = instant(ingested_at)
+    templates = built.templates
     for record, event in fresh:
-        tp = (record.topic, record.partition)
+        topic, partition, offset = record.topic, record.partition, record.offset
+        tp = (topic, partition)
         payload = event.model_dump(mode="json")
         payload_json = orjson.dumps(payload, option=SORTED)
         quantities = event.measures()
         measures = {metric: str(q) for metric, q in quantities.items()}
         measures_json = orjson.dumps(measures, option=SORTED)
         event_id = event.event_id
-        district = str(event.district)
+        # The payload's own text of the district code and the id: str() of an enum or a
+        # UUID is a Python method, as slow as the rest of the content together.
+        district = payload["district"]
+        template = templates.get((topic, incarnation))
+        if template is None:
+            template = templates[(topic, incarnation)] = ContentOf(
+                topic=topic, incarnation=incarnation, ingested_at=instant(ingested_at)
+            )
         prev = chain[tp]
         chain[tp] = head = link(
-            prev,
-            content(
-                # The payload's own text of the id: str(UUID) is Python, and as slow as
-                # the rest of the content together.
-                event_id=payload["event_id"],
-                topic=record.topic,
-                incarnation=incarnation,
-                partition=record.partition,
-                offset=record.offset,
-                ingested_at=stamp,
-                payload_json=payload_json,
-                measures_json=measures_json,
-            ),
+            prev, template(payload["event_id"], partition, offset, payload_json, measures_json)
         )
         correction = event if isinstance(event, Correction) else None
         built.ledger.append(
-            LedgerRow(
-                event_id,
-                event.event_type_name,
-                event.schema_version,
-                event.department,
-                district,
-                event.occurred_at,
-                event.reported_at,
-                ingested_at,
-                event.project,
-                event.source_ref,
-                None if correction is None else correction.corrects,
-                # The jsonb columns go as jsonb's binary form, written here (streams.db.
-                # ledger's COPY); readers get them back parsed, as the row's types say.
-                JSONB_V1 + measures_json,  # type: ignore[arg-type]
-                JSONB_V1 + payload_json,
-                record.topic,
-                incarnation,
-                record.partition,
-                record.offset,
-                prev,
-                head,
+            _row(
+                LedgerRow,
+                (
+                    event_id,
+                    event.event_type_name,
+                    event.schema_version,
+                    event.department,
+                    district,
+                    event.occurred_at,
+                    event.reported_at,
+                    ingested_at,
+                    event.project,
+                    event.source_ref,
+                    None if correction is None else correction.corrects,
+                    # The jsonb columns go as jsonb's binary form, written here (streams.db.
+                    # ledger's COPY); readers get them back parsed, as the row's types say.
+                    JSONB_V1 + measures_json,
+                    JSONB_V1 + payload_json,
+                    topic,
+                    incarnation,
+                    partition,
+                    offset,
+                    prev,
+                    head,
+                ),
             )
         )
         built.keys.append(
             (
                 event_id,
                 ingested_at,
-                record.topic,
+                topic,
                 incarnation,
-                record.partition,
-                record.offset,
+                partition,
+                offset,
                 json_digest(payload_json),
             )
         )

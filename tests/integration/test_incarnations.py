@@ -111,3 +111,32 @@ def test_a_batch_at_positions_other_events_hold_is_a_topic_reset(isolated: Setti
     again = _batch(isolated, 3, seed=2, incarnation=2)
     assert _run(isolated, lambda conn: write_batch(conn, again)).inserted == 3
     assert chain_breaks(isolated) == []
+
+
+def test_a_batch_holding_recorded_events_writes_only_the_new_ones(isolated: Settings) -> None:
+    """The sink writes a batch as if every event were new; when event_keys refuses one it
+    falls back to asking the ledger. A partition's second owner reading again from an older
+    offset (a rebalance) sends records the ledger holds, beside new ones and a reused id."""
+    topic = isolated.topic_name(TOPIC)
+    held = heating_events(3, seed=1)
+    first = prepare(
+        HEATING,
+        [Record(topic, 0, offset, e.model_dump_json().encode()) for offset, e in enumerate(held)],
+    )
+    assert _run(isolated, lambda conn: write_batch(conn, first)).inserted == 3
+    reused = held[0].model_copy(update={"area_m2": held[0].area_m2 + 1})
+    again = [*held[1:], *heating_events(3, seed=3), reused]
+    batch = prepare(
+        HEATING,
+        [Record(topic, 0, 1 + i, e.model_dump_json().encode()) for i, e in enumerate(again)],
+    )
+    result = _run(isolated, lambda conn: write_batch(conn, batch))
+    assert (result.inserted, result.duplicates) == (3, 2)
+    assert [(r.offset, why.reason) for r, why in result.rejected] == [(6, "duplicate_event_id")]
+    assert chain_breaks(isolated) == []
+
+    async def counts(conn: Any) -> tuple[int, int]:
+        cur = await conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events")
+        return tuple(await cur.fetchone())  # type: ignore[return-value]
+
+    assert _run(isolated, counts) == (6, 6)

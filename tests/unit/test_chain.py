@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.chain import canonical, content, instant, json_digest, payload_digest
+from streams.chain import ContentOf, canonical, content, instant, json_digest, payload_digest
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
@@ -82,6 +82,18 @@ def test_spliced_content_is_the_sorted_dump(
             ingested_at=instant(ingested_at),
             payload_json=orjson.dumps(payload, option=sorted_json),
             measures_json=orjson.dumps(measures, option=sorted_json),
+        )
+        == expected
+    )
+    # The per-batch template the sink builds rows with (streams.db.batch_rows).
+    template = ContentOf(topic=topic, incarnation=incarnation, ingested_at=instant(ingested_at))
+    assert (
+        template(
+            str(event_id),
+            partition,
+            offset,
+            orjson.dumps(payload, option=sorted_json),
+            orjson.dumps(measures, option=sorted_json),
         )
         == expected
     )

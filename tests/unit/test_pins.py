@@ -10,10 +10,11 @@ from importlib.metadata import version
 
 import aiokafka
 import faust
+from faust.tables import manager as faust_tables
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.app import WorkerFaustApp
+from streams.app import WorkerFaustApp, _NoTables
 from streams.consumer import Transport, _BatchingConsumer, _ConsumerThread
 
 
@@ -27,6 +28,7 @@ def test_every_overridden_name_exists_on_the_class_it_overrides() -> None:
         _BatchingConsumer: ("seek_to_committed", "_drain_messages", "_new_consumer_thread"),
         _ConsumerThread: ("_create_worker_consumer",),
         WorkerFaustApp: ("_new_transport",),
+        _NoTables: ("on_start",),
     }
     for cls, names in overridden.items():
         base = cls.__mro__[1]
@@ -34,6 +36,21 @@ def test_every_overridden_name_exists_on_the_class_it_overrides() -> None:
             assert name in cls.__dict__, f"{cls.__name__} no longer overrides {name}"
             assert callable(getattr(base, name, None)), f"{base.__name__}.{name} is gone"
     assert Transport.Consumer is _BatchingConsumer
+
+
+def test_the_table_manager_start_skipped_is_the_pause_and_what_follows_it() -> None:
+    # _NoTables.on_start runs faust's start without its one-second pause; if faust's start
+    # does more than this, the override must do it too.
+    source = inspect.getsource(faust_tables.TableManager.on_start)
+    body = [line.strip() for line in source.splitlines()[1:] if line.strip()]
+    assert body == [
+        '"""Call when table manager is starting."""',
+        "await self.sleep(1.0)",
+        "if not self.should_stop:",
+        "await self._update_channels()",
+        "await self.recovery.start()",
+    ]
+    assert WorkerFaustApp.__mro__[1] is faust.App
 
 
 def test_the_names_the_overrides_call_exist() -> None:

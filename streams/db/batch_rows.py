@@ -93,7 +93,8 @@ def add_rows(
     for record, event in fresh:
         topic, partition, offset = record.topic, record.partition, record.offset
         tp = (topic, partition)
-        payload = event.model_dump(mode="json")
+        # model_dump(mode="json") without its Python wrapper (a fifth of the row's time).
+        payload = type(event).__pydantic_serializer__.to_python(event, mode="json")
         payload_json = orjson.dumps(payload, option=SORTED)
         quantities = event.measures()
         measures = {metric: str(q) for metric, q in quantities.items()}

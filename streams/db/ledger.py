@@ -17,6 +17,7 @@ from uuid import UUID
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.types.string import BytesBinaryDumper
 
 from schemas.corrections import Correction
 from schemas.envelope import Envelope
@@ -425,7 +426,11 @@ async def _copy_rows(
     if not rows:
         return
     statement, types = copy_of
-    async with conn.cursor().copy(statement) as copy:
+    cursor = conn.cursor()
+    # By type name, psycopg picks the last dumper registered for bytea: its DB-API Binary
+    # wrapper's, a Python call per field (five per event). Its C dumper of bytes, again.
+    cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
+    async with cursor.copy(statement) as copy:
         copy.set_types(types)
         for row in rows:
             await copy.write_row(row)

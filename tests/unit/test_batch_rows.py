@@ -90,6 +90,11 @@ def test_each_row_links_as_audit_verify_recomputes_it() -> None:
             payload_digest(payload),
         )
     assert built.heads == chain
+    # The digest a redelivery is judged by (streams.db.ledger._split_known) is the one
+    # written: both serialise the event the same way.
+    by_id = {event.event_id: event for _, event in batch.accepted}
+    for key in built.keys:
+        assert key[6] == payload_digest(by_id[key[0]].model_dump(mode="json"))
     assert [c[0] for c in built.corrections] == [batch.accepted[1][1].event_id]
     assert built.corrections[0][4:] == (CONNECTED_AREA_M2, Decimal("-0.50"))
     assert len(built.measured) == 5

@@ -10,9 +10,14 @@ from importlib.metadata import version
 
 import aiokafka
 import faust
+import psycopg
 from faust.tables import manager as faust_tables
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from psycopg.adapt import AdaptersMap
+from psycopg.dbapi20 import BinaryBinaryDumper
+from psycopg.pq import Format
+from psycopg.types.string import BytesBinaryDumper
 
 from streams.app import WorkerFaustApp, _NoTables
 from streams.consumer import Transport, _BatchingConsumer, _ConsumerThread
@@ -82,3 +87,14 @@ def test_what_the_batched_fetch_and_its_consumer_rely_on_exists() -> None:
     source = inspect.getsource(aiokafka.AIOKafkaConsumer)
     assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in source
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in source
+
+
+def test_the_ledger_copy_sends_bytea_fields_through_the_c_dumper() -> None:
+    # streams.db.ledger._copy_rows names column types, and psycopg then picks the dumper
+    # registered last for bytea: the DB-API Binary wrapper's, a Python call per field.
+    oid = psycopg.adapters.types["bytea"].oid
+    assert psycopg.adapters.get_dumper_by_oid(oid, Format.BINARY) is BinaryBinaryDumper
+    adapters = AdaptersMap(psycopg.adapters)
+    adapters.register_dumper(bytes, BytesBinaryDumper)
+    chosen = adapters.get_dumper_by_oid(oid, Format.BINARY)
+    assert chosen is not BinaryBinaryDumper and chosen.__module__.startswith("psycopg_binary")

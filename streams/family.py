@@ -252,7 +252,9 @@ class FamilyLoop:
             except Exception as exc:  # then "stored" stands for "in the ledger" for all
                 log.warning("which records were duplicates is unknown: %s", exc)
         try:
-            await self.receipts.publish_settled(*receipts_.build(self.spec, batch, results, stored))
+            await self.receipts.publish_settled(
+                *await receipts_.build_stepwise(self.spec, batch, results, stored)
+            )
         except Exception:  # the batch is committed; receipts must never stop the family
             log.exception("publishing the receipts of a written batch failed")
             metrics.RECEIPTS_FAILED.labels("").inc()

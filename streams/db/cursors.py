@@ -126,18 +126,19 @@ async def lock(conn: AsyncConn, positions: Sequence[Position]) -> dict[Position,
         [p[1] for p in positions],
         [p[2] for p in positions],
     )
-    await conn.execute(
-        """INSERT INTO consumer_offsets (topic, incarnation, partition, next_offset, last_hash)
-           SELECT t, i, p, 0, %s FROM unnest(%s::text[], %s::int[], %s::int[]) AS x(t, i, p)
-           ON CONFLICT (topic, incarnation, partition) DO NOTHING""",
-        (GENESIS, topics, incarnations, partitions),
-    )
+    # One statement, one round trip: the rows are created or, when they exist, locked by
+    # the no-op update, which returns them as they are (in the positions' order: two
+    # writers lock rows in the same order).
     cur = await conn.execute(
-        """SELECT topic, incarnation, partition, next_offset, last_hash FROM consumer_offsets
-           WHERE (topic, incarnation, partition) IN
-                 (SELECT * FROM unnest(%s::text[], %s::int[], %s::int[]))
-           ORDER BY topic, incarnation, partition FOR UPDATE""",
-        (topics, incarnations, partitions),
+        """INSERT INTO consumer_offsets AS c
+               (topic, incarnation, partition, next_offset, last_hash)
+           SELECT t, i, p, 0, %s
+           FROM unnest(%s::text[], %s::int[], %s::int[]) WITH ORDINALITY AS x(t, i, p, n)
+           ORDER BY n
+           ON CONFLICT (topic, incarnation, partition)
+               DO UPDATE SET next_offset = c.next_offset
+           RETURNING c.topic, c.incarnation, c.partition, c.next_offset, c.last_hash""",
+        (GENESIS, topics, incarnations, partitions),
     )
     return {(r[0], r[1], r[2]): (int(r[3]), bytes(r[4])) for r in await cur.fetchall()}
 

@@ -25,7 +25,7 @@ REJECTED = Counter(
 BATCH_SIZE = Histogram(
     "citystream_batch_size",
     "Records per sink batch",
-    buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+    buckets=(1, 10, 50, 100, 500, 1000, 2000, 4000, 10000),
 )
 SINK_SECONDS = Histogram(
     "citystream_sink_seconds",

@@ -79,7 +79,10 @@ class Settings(BaseSettings):
     # 1 on the single local broker; 3 on a production cluster.
     topic_replication_factor: int = Field(default=1, ge=1, le=5)
     consumer_group: str = "citystream"
-    batch_size: int = Field(default=2000, ge=1, le=100_000)
+    # 4000: a backlog drained ~12% faster than with 2000 (8000 no faster again), the
+    # transaction's fixed round trips and the rollup's rows shared by twice the events;
+    # a live stream's batches stay as small as what arrives within batch_wait_s.
+    batch_size: int = Field(default=4000, ge=1, le=100_000)
     batch_wait_s: float = Field(default=0.25, gt=0, le=60)
     # How soon the group notices a killed worker and hands its partitions to the others.
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)

@@ -182,11 +182,20 @@ async def _write(
     # Every accepted event is taken to be new, as in every batch of a backlog: event_keys'
     # unique constraints are the check, and only when they refuse one is the ledger asked
     # which events it holds (a lookup of every id cost a round trip and ~1 µs per event).
-    rejected, fresh, built = await _judge(conn, batch, step, tip, heads, batch.accepted, [])
+    # Not with corrections: a re-sent one must count as a duplicate, and judged as new it
+    # would be refused (its reference is recorded, its delta applied already).
+    optimistic = not any(isinstance(event, Correction) for _, event in batch.accepted)
+    new, conflicts = (
+        (batch.accepted, []) if optimistic else await _split_known(conn, batch.accepted)
+    )
+    rejected, fresh, built = await _judge(conn, batch, step, tip, heads, new, conflicts)
     if built_hook is not None:
         built_hook()
 
-    if fresh:
+    if fresh and not optimistic:
+        step.now("writing the ledger rows (event_keys)")
+        await _copy_rows(conn, _COPY_KEYS, built.keys)
+    elif fresh:
         step.now("writing the ledger rows (event_keys)")
         await conn.execute(_SAVEPOINT)
         try:
@@ -195,8 +204,8 @@ async def _write(
             if exc.diag.constraint_name not in _KEY_CONSTRAINTS:
                 raise
             await conn.execute(_BACK_TO_SAVEPOINT)
-            known, conflicts = await _split_known(conn, batch.accepted)
-            rejected, fresh, built = await _judge(conn, batch, step, tip, heads, known, conflicts)
+            new, conflicts = await _split_known(conn, batch.accepted)
+            rejected, fresh, built = await _judge(conn, batch, step, tip, heads, new, conflicts)
             if fresh:
                 # Now a conflict is another writer's insert or a topic reset (write_batch).
                 await _copy_rows(conn, _COPY_KEYS, built.keys)

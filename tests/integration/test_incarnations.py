@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from schemas.heating import CONNECTED_AREA_M2, HeatingCorrection
 from schemas.topics import HEATING
 from streams.batch import Record, prepare
 from streams.db import connect_async
@@ -140,3 +141,39 @@ def test_a_batch_holding_recorded_events_writes_only_the_new_ones(isolated: Sett
         return tuple(await cur.fetchone())  # type: ignore[return-value]
 
     assert _run(isolated, counts) == (6, 6)
+
+
+def test_a_re_sent_correction_counts_as_a_duplicate(isolated: Settings) -> None:
+    """A batch with a correction is judged by what the ledger holds first: taken as new, a
+    correction sent again would be refused (its reference recorded, its delta applied)."""
+    topic = isolated.topic_name(TOPIC)
+    original = heating_events(1, seed=4)[0]
+    correction = HeatingCorrection(
+        event_id=uuid.uuid4(),
+        department="heating",
+        district=original.district,
+        occurred_at=original.occurred_at,
+        reported_at=original.reported_at,
+        corrects=original.event_id,
+        metric=CONNECTED_AREA_M2,
+        delta=-original.area_m2,
+        reason="复核",
+        approved_by="王",
+        source_ref="审批-9",
+    )
+    sent = [original, correction, correction]  # the producer re-sent the correction
+    written = [
+        _run(
+            isolated,
+            lambda conn, offset=offset, event=event: write_batch(
+                conn,
+                prepare(HEATING, [Record(topic, 0, offset, event.model_dump_json().encode())]),
+            ),
+        )
+        for offset, event in enumerate(sent)
+    ]
+    assert [(w.inserted, w.duplicates, len(w.rejected)) for w in written] == [
+        (1, 0, 0),
+        (1, 0, 0),
+        (0, 1, 0),
+    ]

@@ -192,16 +192,14 @@ async def _write(
     if built_hook is not None:
         built_hook()
 
-    if fresh and not optimistic:
+    if fresh:
         step.now("writing the ledger rows (event_keys)")
-        await _copy_rows(conn, _COPY_KEYS, built.keys)
-    elif fresh:
-        step.now("writing the ledger rows (event_keys)")
-        await conn.execute(_SAVEPOINT)
+        if optimistic:
+            await conn.execute(_SAVEPOINT)
         try:
             await _copy_rows(conn, _COPY_KEYS, built.keys)
         except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name not in _KEY_CONSTRAINTS:
+            if not optimistic or exc.diag.constraint_name not in _KEY_CONSTRAINTS:
                 raise
             await conn.execute(_BACK_TO_SAVEPOINT)
             new, conflicts = await _split_known(conn, batch.accepted)
@@ -470,9 +468,8 @@ def _rollup_document(groups: dict[RollupKey, Totals], keys: list[RollupKey]) -> 
     text, which numeric reads exactly."""
     return orjson.dumps(
         [
-            (day.isoformat(), district, metric, str(totals.total), totals.events)
-            for day, district, metric in keys
-            for totals in (groups[(day, district, metric)],)
+            (key[0].isoformat(), key[1], key[2], str(groups[key].total), groups[key].events)
+            for key in keys
         ]
     ).decode()
 

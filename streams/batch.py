@@ -76,6 +76,19 @@ def sink_rejection(
     return Rejection.build(reason, field, shown, rule=rule, zh=zh, en=en)
 
 
+def batch_end(records: list[Record], *, size: int, max_bytes: int) -> int:
+    """How many of ``records`` the next batch takes: at most ``size`` records and, past
+    the first, no more than ``max_bytes`` of values. A record may be as large as the broker
+    allows (1 MB by default), far beyond what an event is; without a byte bound a batch of
+    such records would hold gigabytes before validation refused a single one."""
+    taken = 0
+    for end, record in enumerate(records[:size]):
+        taken += len(record.value or b"")
+        if taken > max_bytes and end > 0:
+            return end
+    return min(size, len(records))
+
+
 def prepare(spec: TopicSpec, records: list[Record], *, incarnation: int = 1) -> Batch:
     batch = Batch(records, incarnation)
     decode_into(batch, spec, records)

@@ -19,7 +19,7 @@ from schemas.topics import TopicSpec
 from schemas.validation import CREATE_TIME
 from streams import metrics
 from streams import receipts as receipts_
-from streams.batch import Batch, Record, SinkResult, prepare, prepare_stepwise
+from streams.batch import Batch, Record, SinkResult, batch_end, prepare, prepare_stepwise
 from streams.db.batch_rows import prebuild
 from streams.db.cursors import Incarnation
 from streams.settings import Settings
@@ -32,6 +32,10 @@ log = logging.getLogger("citystream.worker")
 
 # How often each family asks the broker whether its topic is still the one it reads.
 TOPIC_CHECK_INTERVAL_S = 5.0
+
+
+def _value_bytes(records: list[Record]) -> int:
+    return sum(len(record.value or b"") for record in records)
 
 
 class FamilyLoop:
@@ -170,18 +174,21 @@ class FamilyLoop:
         return True
 
     async def _take(self) -> tuple[int, list[Record]]:
-        """Up to ``batch_size`` records of the current epoch, or what came within the wait.
+        """Up to ``batch_size`` records (and ``batch_max_bytes``) of the current epoch, or
+        what came within the wait.
 
         Records of an earlier epoch are dropped: the seek that follows every revocation
         moves each partition back to the offset PostgreSQL stored, which is at or before
         every record not yet written, so they are read again.
         """
         size, within = self.settings.batch_size, self.settings.batch_wait_s
+        max_bytes = self.settings.batch_max_bytes
         loop = asyncio.get_running_loop()
         epoch, records = self._carry if self._carry[0] == self.epoch else (self.epoch, [])
         self._carry = (epoch, [])
+        held = _value_bytes(records)
         deadline = loop.time() + within
-        while len(records) < size:
+        while len(records) < size and held <= max_bytes:
             try:
                 got, fetched = self.inbox.get_nowait()
             except asyncio.QueueEmpty:
@@ -195,12 +202,18 @@ class FamilyLoop:
             if got != self.epoch:
                 continue
             if got != epoch:
-                epoch, records = got, []  # revoked while gathering: start over
+                epoch, records, held = got, [], 0  # revoked while gathering: start over
             if not records:
                 deadline = loop.time() + within
             records.extend(fetched)
-        self._carry = (epoch, records[size:])
-        return epoch, records[:size]
+            held += _value_bytes(fetched)
+        end = (
+            batch_end(records, size=size, max_bytes=max_bytes)
+            if held > max_bytes
+            else min(size, len(records))
+        )
+        self._carry = (epoch, records[end:])
+        return epoch, records[:end]
 
     async def _commit(self, batch: Batch, prepare_s: float) -> None:
         started = time.perf_counter()

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # a live stream's batches stay as small as what arrives within batch_wait_s.
     batch_size: int = Field(default=4000, ge=1, le=100_000)
     batch_wait_s: float = Field(default=0.25, gt=0, le=60)
+    # A batch's record values, in bytes, beyond its first record: 4000 events are ~1.2 MB,
+    # 4000 records of the broker's largest (refused as too large, but read first) 4 GB.
+    batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
     # How soon the group notices a killed worker and hands its partitions to the others.
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     # Prometheus metrics of a worker; port 0 turns them off.

@@ -249,6 +249,10 @@ def create_app(settings: Settings, *, topic_ids: TopicIds) -> faust.App:
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A receipts record holds a few hundred receipts (~200 KB): with aiokafka's 16 KB
+        # batches each went out as a batch of its own, costing the worker ~0.5 µs and the
+        # broker ~0.4 µs more per receipt. Half of the broker's 1 MB message limit.
+        producer_max_batch_size=512 * 1024,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 4,
         # A broker that restarts can answer its first metadata requests before it has loaded

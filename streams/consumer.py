@@ -227,11 +227,18 @@ def _record(message: Any) -> Record:
     milliseconds, whatever they are (a CreateTime may be any 64-bit number): judged later,
     never here."""
     timestamp_type = LOG_APPEND_TIME if message.timestamp_type == LOG_APPEND_TIME else CREATE_TIME
-    return Record(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.value,
-        message.timestamp,
-        timestamp_type,
+    # tuple.__new__: the named tuple's own __new__ is a Python function (0.15 µs a record).
+    return _new_record(
+        Record,
+        (
+            message.topic,
+            message.partition,
+            message.offset,
+            message.value,
+            message.timestamp,
+            timestamp_type,
+        ),
     )
+
+
+_new_record = tuple.__new__

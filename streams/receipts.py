@@ -38,7 +38,13 @@ from typing import Any
 import orjson
 
 from schemas.envelope import Envelope
-from schemas.receipts import CHUNK, Outcome, encode_mark, encode_receipts, receipt_entry
+from schemas.receipts import (
+    Outcome,
+    encode_chunks,
+    encode_mark,
+    receipt_entry,
+    stored_entry,
+)
 from schemas.rejections import Rejection
 from schemas.topics import TopicSpec
 from streams import metrics
@@ -99,7 +105,7 @@ def build(
     inserted its event, or None when every accepted record did (the common case, known
     without asking PostgreSQL)."""
     receipts = _Receipts(spec, batch, results, stored)
-    receipts.add(batch.records)
+    receipts.add(0, len(batch.records))
     return list(receipts.encode()), receipts.marks()
 
 
@@ -113,9 +119,8 @@ async def build_stepwise(
     receipts records: it runs while the next batch is written, whose statements would
     otherwise wait for a whole batch's receipts (~3 ms) before their answers are read."""
     receipts = _Receipts(spec, batch, results, stored)
-    records = batch.records
-    for start in range(0, len(records), STEP):
-        receipts.add(records[start : start + STEP])
+    for start in range(0, len(batch.records), STEP):
+        receipts.add(start, start + STEP)
         await asyncio.sleep(0)
     encoded = []
     for outgoing in receipts.encode():
@@ -149,8 +154,42 @@ class _Receipts:
         self.by_place: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         # A topic one department writes (all but a few): its receipts all go to it.
         self.only = list(spec.departments) if len(spec.departments) == 1 else None
+        # The common batch: every record accepted and stored, none refused, one department.
+        # Then the n-th record is the n-th accepted one, and each receipt is a stored one.
+        self.all_stored = (
+            self.only is not None
+            and stored is None
+            and not self.refused
+            and len(batch.accepted) == len(batch.records)
+        )
 
-    def add(self, records: Iterable[Record]) -> None:
+    def add(self, start: int, stop: int) -> None:
+        """The receipts of the batch's records ``start`` to ``stop`` (in order)."""
+        if self.all_stored:
+            self._add_stored(start, stop)
+        else:
+            self._add(self.batch.records[start:stop])
+
+    def _add_stored(self, start: int, stop: int) -> None:
+        # Per record ~0.6 µs instead of ~1.7: no lookups by position, one list per partition.
+        (department,) = self.spec.departments
+        by_place = self.by_place
+        places: dict[int, list[dict[str, Any]]] = {}
+        for record, event in self.batch.accepted[start:stop]:
+            entries = places.get(record.partition)
+            if entries is None:
+                entries = places[record.partition] = by_place[(department, record.partition)]
+            entries.append(
+                stored_entry(
+                    record.offset,
+                    event.event_id,
+                    event.event_type_name,
+                    event.source_ref,
+                    record.value,  # type: ignore[arg-type]  # accepted: a value was decoded
+                )
+            )
+
+    def _add(self, records: Iterable[Record]) -> None:
         accepted, refused, stored = self.accepted, self.refused, self.stored
         by_place, only, spec = self.by_place, self.only, self.spec
         for record in records:
@@ -201,10 +240,8 @@ class _Receipts:
         """The receipts records, a few hundred receipts each."""
         topic, incarnation = spec_topic(self.batch), self.batch.incarnation
         for (department, partition), entries in self.by_place.items():
-            for start in range(0, len(entries), CHUNK):
-                chunk = entries[start : start + CHUNK]
-                key, value = encode_receipts(topic, incarnation, partition, chunk)
-                yield Outgoing(department, key, value, len(chunk))
+            for key, value, count in encode_chunks(topic, incarnation, partition, entries):
+                yield Outgoing(department, key, value, count)
 
     def marks(self) -> list[Outgoing]:
         """Each place's mark: every record before it has its receipt."""
@@ -390,10 +427,8 @@ async def rederive(
             by_department[department].append(entry)
     receipts: list[Outgoing] = []
     for department, mine in by_department.items():
-        for first in range(0, len(mine), CHUNK):
-            chunk = mine[first : first + CHUNK]
-            key, value = encode_receipts(topic, incarnation, partition, chunk)
-            receipts.append(Outgoing(department, key, value, len(chunk)))
+        for key, value, count in encode_chunks(topic, incarnation, partition, mine):
+            receipts.append(Outgoing(department, key, value, count))
     marks = []
     for department in departments_of(spec, None):
         key, value = encode_mark(topic, incarnation, partition, stop)

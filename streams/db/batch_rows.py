@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -91,7 +92,7 @@ def add_rows(
     ingested_at = built.ingested_at
     templates = built.templates
     for record, event in fresh:
-        topic, partition, offset = record.topic, record.partition, record.offset
+        topic, partition, offset = record[:3]
         tp = (topic, partition)
         # model_dump(mode="json") without its Python wrapper (a fifth of the row's time).
         payload = type(event).__pydantic_serializer__.to_python(event, mode="json")
@@ -179,7 +180,12 @@ class ChainTip:
 
 def in_chain_order(accepted: Sequence[tuple[Record, Envelope]]) -> list[tuple[Record, Envelope]]:
     """Events as the sink links them: by topic, partition and offset."""
-    return sorted(accepted, key=lambda item: (item[0].topic, item[0].partition, item[0].offset))
+    # A Record is a tuple that starts (topic, partition, offset), and a batch holds each
+    # position once: the record itself is the key, compared in C.
+    return sorted(accepted, key=_record_of)
+
+
+_record_of = itemgetter(0)
 
 
 # Rows built between two turns of the event loop when prebuilding (~0.2 ms; see

@@ -12,7 +12,17 @@ from decimal import Decimal
 import orjson
 
 from schemas.heating import CONNECTED_AREA_M2, HeatingAreaConnected, HeatingCorrection
-from schemas.receipts import CHUNK, Mark, Receipt, decode_record, encode_mark, encode_receipts
+from schemas.receipts import (
+    CHUNK,
+    MAX_RECORD_BYTES,
+    Mark,
+    Receipt,
+    decode_record,
+    encode_chunks,
+    encode_mark,
+    encode_receipts,
+    receipt_entry,
+)
 from schemas.topics import HEATING
 from services.receipts.view import Waiting, fold
 from streams import receipts as worker
@@ -123,6 +133,54 @@ def test_a_large_batch_is_sent_in_chunks_and_marked_once_per_partition() -> None
     assert [o.receipts for o in receipts] == [CHUNK, CHUNK, 7]
     assert len({o.key for o in receipts}) == 3 and len(marks) == 1
     assert all(len(o.value) < 1_000_000 for o in receipts)
+
+
+def test_a_batch_of_stored_events_gives_the_receipts_the_general_path_gives() -> None:
+    """The common batch (every record stored, none refused) takes a shorter path: its
+    records must be byte for byte those of the path every other batch takes."""
+    events = [_event(n) for n in range(7)]
+    events.append(events[0].model_copy(update={"event_id": uuid.uuid4(), "source_ref": None}))
+    records = [
+        _record(n, e.model_dump_json().encode(), partition=n % 3) for n, e in enumerate(events)
+    ]
+    batch = prepare(HEATING, records)
+    result = SinkResult(inserted=len(records), inserted_by_type={}, duplicates=0, rejected=[])
+    short = worker._Receipts(HEATING, batch, [result], None)
+    general = worker._Receipts(HEATING, batch, [result], None)
+    assert short.all_stored
+    general.all_stored = False
+    for receipts in (short, general):
+        receipts.add(0, 5)
+        receipts.add(5, len(records))
+    assert [(o.key, o.value) for o in short.encode()] == [
+        (o.key, o.value) for o in general.encode()
+    ]
+    read = [r for item in _decoded(list(short.encode())) for r in item]  # type: ignore[union-attr]
+    assert sorted((r.partition, r.offset, r.outcome) for r in read) == [
+        (n % 3, n, "stored") for n in sorted(range(8), key=lambda n: (n % 3, n))
+    ]
+    by_offset = {r.offset: r for r in read}
+    assert by_offset[7].source_ref is None and by_offset[0].source_ref == "GR-0"
+
+
+def test_a_receipts_record_stays_under_the_byte_bound_whatever_the_events_hold() -> None:
+    """500 valid events of several kilobytes each would pass the broker's 1 MB limit in one
+    record: the record is split until each part fits (or holds a single receipt)."""
+    big = b'{"name": "' + "长".encode() * 3000 + b'"}'
+    entries = [
+        receipt_entry(offset, "stored", event_id=str(offset), event=big) for offset in range(CHUNK)
+    ]
+    parts = list(encode_chunks(TOPIC, 1, 0, entries))
+    assert len(parts) > 1
+    assert all(len(value) <= MAX_RECORD_BYTES for _, value, _ in parts)
+    read = [decode_record(value, 0) for _, value, _ in parts]
+    offsets = [r.offset for part in read for r in part]  # type: ignore[union-attr]
+    assert offsets == list(range(CHUNK))
+    assert [count for _, _, count in parts] == [len(part) for part in read]  # type: ignore[arg-type]
+    first, last = parts[0][0].decode(), parts[-1][0].decode()
+    assert first.endswith("/0-" + str(len(read[0]) - 1)) and last.endswith(f"-{CHUNK - 1}")  # type: ignore[arg-type]
+    alone = receipt_entry(0, "stored", event_id="x", event=b'"' + b"x" * MAX_RECORD_BYTES + b'"')
+    assert [count for _, _, count in encode_chunks(TOPIC, 1, 0, [alone])] == [1]
 
 
 def test_the_record_format_reads_back_and_skips_what_it_does_not_know() -> None:

@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     model_validator,
 )
 from uuid6 import uuid7
@@ -126,7 +127,11 @@ def _district(value: object) -> object:
     return found
 
 
-DistrictField = Annotated[District, BeforeValidator(_district)]
+# Written to JSON as str() of the member (a StrEnum's own text, in C): pydantic's enum
+# serializer reads ``.value``, a Python property, ~0.4 µs of every event the sink writes.
+DistrictField = Annotated[
+    District, BeforeValidator(_district), PlainSerializer(str, return_type=str, when_used="json")
+]
 
 
 def _not_before_2000(value: datetime) -> datetime:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
@@ -35,7 +36,13 @@ TOPIC_CHECK_INTERVAL_S = 5.0
 
 
 def _value_bytes(records: list[Record]) -> int:
-    return sum(len(record.value or b"") for record in records)
+    try:
+        return sum(map(len, map(_value_of, records)))  # in C: ~0.05 µs a record
+    except TypeError:  # a record without a value (a tombstone)
+        return sum(len(record.value or b"") for record in records)
+
+
+_value_of = attrgetter("value")
 
 
 class FamilyLoop:
@@ -186,7 +193,9 @@ class FamilyLoop:
         loop = asyncio.get_running_loop()
         epoch, records = self._carry if self._carry[0] == self.epoch else (self.epoch, [])
         self._carry = (epoch, [])
-        held = _value_bytes(records)
+        # Only the first ``size`` records can be in this batch: the bytes of the rest of a
+        # large fetch are not counted (they were, again at every batch the fetch made).
+        held = _value_bytes(records[:size])
         deadline = loop.time() + within
         while len(records) < size and held <= max_bytes:
             try:
@@ -205,8 +214,8 @@ class FamilyLoop:
                 epoch, records, held = got, [], 0  # revoked while gathering: start over
             if not records:
                 deadline = loop.time() + within
+            held += _value_bytes(fetched[: max(0, size - len(records))])
             records.extend(fetched)
-            held += _value_bytes(fetched)
         end = (
             batch_end(records, size=size, max_bytes=max_bytes)
             if held > max_bytes

@@ -33,6 +33,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -148,9 +149,6 @@ class _Receipts:
         for result in results:
             for record, rejection in result.rejected:
                 self.refused[(record.partition, record.offset)] = rejection
-        self.accepted: dict[Position, Envelope] = {
-            (record.partition, record.offset): event for record, event in batch.accepted
-        }
         self.by_place: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         # A topic one department writes (all but a few): its receipts all go to it.
         self.only = list(spec.departments) if len(spec.departments) == 1 else None
@@ -162,6 +160,11 @@ class _Receipts:
             and not self.refused
             and len(batch.accepted) == len(batch.records)
         )
+
+    @cached_property
+    def accepted(self) -> dict[Position, Envelope]:
+        """The accepted events by position (the general path only)."""
+        return {(record.partition, record.offset): event for record, event in self.batch.accepted}
 
     def add(self, start: int, stop: int) -> None:
         """The receipts of the batch's records ``start`` to ``stop`` (in order)."""
@@ -263,6 +266,8 @@ def all_stored(batch: Batch, results: Sequence[SinkResult]) -> bool:
     """Whether every accepted, not refused record inserted its event: then no receipt is
     a duplicate and PostgreSQL need not be asked which ones were."""
     refused = {(r.partition, r.offset) for res in results for r, _ in res.rejected}
+    if not refused:  # the common batch: no pass over its records
+        return sum(res.inserted for res in results) == len(batch.accepted)
     accepted = sum(1 for r, _ in batch.accepted if (r.partition, r.offset) not in refused)
     return sum(res.inserted for res in results) == accepted
 

@@ -24,6 +24,11 @@ def run(settings: Settings, *, topic_ids: TopicIds) -> None:
     metrics.serve(settings.metrics_address, settings.metrics_port)
     app = create_app(settings, topic_ids=topic_ids)
     worker = faust.Worker(app, loglevel=settings.worker_loglevel, quiet=True)
+    # No terminal spinner: at the warning level (the default) faust sets the root logger to
+    # DEBUG for it and adds a handler that turns on every log call, so each of aiokafka's
+    # and faust's debug calls built a record, ~1% of a draining worker's time (py-spy), and
+    # its cursor codes landed in the log. A worker runs under a supervisor, not a terminal.
+    worker.spinner = None
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)

@@ -11,6 +11,7 @@ from importlib.metadata import version
 import aiokafka
 import faust
 import psycopg
+from faust import worker as faust_worker
 from faust.tables import manager as faust_tables
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -56,6 +57,18 @@ def test_the_table_manager_start_skipped_is_the_pause_and_what_follows_it() -> N
         "await self.recovery.start()",
     ]
     assert WorkerFaustApp.__mro__[1] is faust.App
+
+
+def test_a_worker_without_a_spinner_leaves_the_root_logger_at_its_level() -> None:
+    # streams.worker sets Worker.spinner to None: faust then neither adds its handler nor
+    # lowers the root logger to DEBUG (which made every debug call in aiokafka build a record).
+    source = inspect.getsource(faust_worker.Worker._setup_spinner_handler)
+    body = [line.strip() for line in source.splitlines()[1:] if line.strip()]
+    assert body[0] == "if self.spinner:"
+    assert body[-1] == "logger.setLevel(logging.DEBUG)"
+    assert "self._setup_spinner_handler(logger, level)" in inspect.getsource(
+        faust_worker.Worker.on_setup_root_logger
+    )
 
 
 def test_the_names_the_overrides_call_exist() -> None:

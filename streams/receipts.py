@@ -154,7 +154,7 @@ class _Receipts:
         self.only = list(spec.departments) if len(spec.departments) == 1 else None
         # The common batch: every record accepted and stored, none refused, one department.
         # Then the n-th record is the n-th accepted one, and each receipt is a stored one.
-        self.all_stored = (
+        self.stored_only = (
             self.only is not None
             and stored is None
             and not self.refused
@@ -168,7 +168,7 @@ class _Receipts:
 
     def add(self, start: int, stop: int) -> None:
         """The receipts of the batch's records ``start`` to ``stop`` (in order)."""
-        if self.all_stored:
+        if self.stored_only:
             self._add_stored(start, stop)
         else:
             self._add(self.batch.records[start:stop])

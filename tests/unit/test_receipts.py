@@ -147,8 +147,8 @@ def test_a_batch_of_stored_events_gives_the_receipts_the_general_path_gives() ->
     result = SinkResult(inserted=len(records), inserted_by_type={}, duplicates=0, rejected=[])
     short = worker._Receipts(HEATING, batch, [result], None)
     general = worker._Receipts(HEATING, batch, [result], None)
-    assert short.all_stored
-    general.all_stored = False
+    assert short.stored_only
+    general.stored_only = False
     for receipts in (short, general):
         receipts.add(0, 5)
         receipts.add(5, len(records))

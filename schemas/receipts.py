@@ -143,22 +143,16 @@ def stored_entry(
 ) -> dict[str, Any]:
     """``receipt_entry(offset, "stored", ...)`` of an accepted event, without the keyword
     handling: the worker builds one per stored event (a third of a receipt's time)."""
-    if source_ref is None:
-        return {
-            "offset": offset,
-            "outcome": "stored",
-            "event_id": event_id,
-            "event_type": event_type,
-            "event": orjson.Fragment(event),
-        }
-    return {
+    entry: dict[str, Any] = {
         "offset": offset,
         "outcome": "stored",
         "event_id": event_id,
         "event_type": event_type,
-        "source_ref": source_ref,
-        "event": orjson.Fragment(event),
     }
+    if source_ref is not None:
+        entry["source_ref"] = source_ref
+    entry["event"] = orjson.Fragment(event)
+    return entry
 
 
 def encode_receipts(

@@ -35,6 +35,7 @@ from dashboards.sqlparts import (
     literal,
     local_day,
     metric_display_cte,
+    original_of,
     with_unit,
 )
 
@@ -163,7 +164,7 @@ SELECT c.occurred_at AS "更正时间 · Corrected at",
   c.corrects::text AS "被更正事件 · Corrected event",
   c.event_id::text AS "更正事件 · Correction event"
 FROM behind c
-JOIN events o ON o.event_id = c.corrects
+{original_of("c", "o")}
 JOIN metric_display md ON md.metric = c.payload ->> 'metric'
 ORDER BY c.occurred_at, c.event_id"""
 

@@ -49,6 +49,7 @@ from dashboards.sqlparts import (
     metric_event_types,
     milestone_event_types,
     milestone_label,
+    original_of,
     with_unit,
 )
 from schemas.family import Family
@@ -274,7 +275,7 @@ SELECT c.occurred_at AS "更正时间 · Corrected at",
   o.source_ref AS "原台账编号 · Original source ref",
   c.corrects::text AS "被更正事件 · Corrected event"
 FROM events c
-JOIN events o ON o.event_id = c.corrects
+{original_of("c", "o")}
 JOIN metric_display md ON md.metric = c.payload ->> 'metric'
 WHERE c.event_type = {literal(f"{family}.correction")} AND c.district IN ($subdistrict)
   AND $__timeFilter(c.occurred_at)

@@ -62,6 +62,23 @@ def day_start(column: str) -> str:
     return f"({column}::timestamp AT TIME ZONE '{LOCAL_TZ}')"
 
 
+def original_of(correction: str, alias: str) -> str:
+    """``JOIN``s adding the ledger row ``alias`` that the correction ``correction`` corrects.
+
+    By id through ``event_keys`` (the ledger's one index of ids, whose rows name each
+    event's ingest time and Kafka position), then by that position: ``events`` keeps no
+    index of its own on ``event_id`` (one more per ledger row written, and none survives
+    TimescaleDB's compression of old chunks, where this way finds the row in one segment).
+    """
+    key = f"{alias}_key"
+    return (
+        f"JOIN event_keys {key} ON {key}.event_id = {correction}.corrects\n"
+        f"JOIN events {alias} ON {alias}.ingested_at = {key}.ingested_at"
+        f" AND {alias}.topic = {key}.topic AND {alias}.incarnation = {key}.incarnation"
+        f" AND {alias}.partition = {key}.partition AND {alias}.kafka_offset = {key}.kafka_offset"
+    )
+
+
 def local_day(column: str) -> str:
     """The local (Asia/Shanghai) calendar day of a ``timestamptz``: the day rollups and pledges
     count an event on."""

@@ -657,6 +657,14 @@ def test_every_panel_query_runs_as_grafana_reader(
             ]
             counted = run.result.column("计入 · Counted")
             assert sum(c.startswith("否") for c in counted) == len(retracted), run.board
+        elif run.title.startswith("更正") and run.panel["type"] == "table":
+            # Each correction beside the original it corrects, found by id through
+            # event_keys (the ledger has no other index of ids): its own reference.
+            by_id = {e.event_id: e for e in year.events}
+            corrected = run.result.column("被更正事件 · Corrected event")
+            refs = run.result.column("原台账编号 · Original source ref")
+            for event_id, ref in zip(corrected, refs, strict=True):
+                assert ref == by_id[uuid.UUID(event_id)].source_ref, run.board
     # the supplement's level series: its reports and the correction of the one that counts
     for metric in LEVEL_METRICS:
         assert _reports(year.events, metric), metric

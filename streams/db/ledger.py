@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -244,10 +245,9 @@ async def _write(
     )
     result = SinkResult(
         inserted=len(fresh),
-        # Counted by model class (in C), then named: a class is one event type.
-        inserted_by_type={
-            model.event_type_name: n for model, n in Counter(type(e) for _, e in fresh).items()
-        },
+        # Counted by model class (in C: a generator expression cost ~0.7 µs per event),
+        # then named: a class is one event type.
+        inserted_by_type={model.event_type_name: n for model, n in _models(fresh).items()},
         duplicates=len(batch.accepted)
         - len(fresh)
         - (len(rejected) - len(batch.rejected))
@@ -287,6 +287,11 @@ def _text(value: str | None) -> str | None:
 
 Accepted = list[tuple[Record, Envelope]]
 Refused = list[tuple[Record, Rejection]]
+_event_of = itemgetter(1)
+
+
+def _models(events: Accepted) -> Counter[type[Envelope]]:
+    return Counter(map(type, map(_event_of, events)))
 
 
 async def _split_known(
@@ -439,8 +444,12 @@ async def _copy_rows(
     cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
     async with cursor.copy(statement) as copy:
         copy.set_types(types)
+        # Rows formatted in one loop, their data sent each time the formatter's buffer is
+        # full (what AsyncCopy.write_row does, without a coroutine per row).
+        write_row, send = copy.formatter.write_row, copy.writer.write
         for row in rows:
-            await copy.write_row(row)
+            if data := write_row(row):
+                await send(data)
 
 
 _SAVEPOINT = "SAVEPOINT all_new"

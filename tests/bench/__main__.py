@@ -244,6 +244,12 @@ def main() -> None:
         "--peer-events", type=int, default=1_000_000, help="the backlog of the peers part"
     )
     parser.add_argument(
+        "--peer-rounds",
+        type=int,
+        default=1,
+        help="times the peers part runs, every other round in the reverse order (medians)",
+    )
+    parser.add_argument(
         "--skip",
         action="append",
         default=[],
@@ -303,7 +309,9 @@ def main() -> None:
         console.print(
             f"peers: a backlog of {args.peer_events:,} events, drained by each consumer in turn…"
         )
-        result["peers"] = compare.measure(base, args.peer_events, progress=console.print)
+        result["peers"] = compare.measure(
+            base, args.peer_events, rounds=args.peer_rounds, progress=console.print
+        )
         save()
     _print(result)
     problems = compare.failed(result.get("peers", {}))
@@ -378,6 +386,7 @@ def _print(result: dict[str, Any]) -> None:
 def _print_peers(p: dict[str, Any]) -> None:
     """Measures down, consumers across, each peer followed by its ratio to CityStream."""
     consumers = p["consumers"]
+    rounds = p.get("rounds", [])
     ours = consumers.get("citystream", {})
     columns = ["", compare.SHORT["citystream"]]
     peers = [key for key in consumers if key != "citystream"]
@@ -387,7 +396,8 @@ def _print_peers(p: dict[str, Any]) -> None:
         *columns,
         title=(
             f"the same backlog of {p['events']:,} events, drained by one process each "
-            '(saved under "peers")'
+            + (f"(each one's median of {len(rounds)} rounds) " if len(rounds) > 1 else "")
+            + '(saved under "peers")'
         ),
     )
 
@@ -439,6 +449,24 @@ def _print_peers(p: dict[str, Any]) -> None:
         f"  backlog {p['backlog']}; bytes per event: "
         + ", ".join(f"{key} {figures['bytes_per_event']}" for key, figures in p["produced"].items())
     )
+    if len(rounds) > 1:
+        for number, run in enumerate(rounds, start=1):
+            console.print(f"  round {number}: " + _round_line(run["consumers"]))
+
+
+def _round_line(consumers: dict[str, Any]) -> str:
+    """One round's events/s from process start, and CityStream's over the fastest peer's."""
+    rates = {
+        key: figures.get("events_per_s_from_start")
+        for key, figures in consumers.items()
+        if "error" not in figures
+    }
+    shown = ", ".join(f"{compare.SHORT[key]} {rate:,}" for key, rate in rates.items() if rate)
+    peers = [rate for key, rate in rates.items() if key != "citystream" and rate]
+    ours = rates.get("citystream")
+    if ours and peers:
+        shown += f"; CityStream ÷ the fastest peer {ours / max(peers):.2f}×"
+    return shown + " (events/s from process start)"
 
 
 def _print_periods(p: dict[str, Any]) -> None:

@@ -439,76 +439,30 @@ def _wait_resent(contender: Contender, ends: dict[int, int], running: Running, l
 
 
 def measure(
-    base: Settings, count: int, *, progress: Callable[[str], None] = print
+    base: Settings, count: int, *, rounds: int = 1, progress: Callable[[str], None] = print
 ) -> dict[str, Any]:
+    """The three consumers on ``count`` events, ``rounds`` times. Each round produces fresh
+    backlogs and drains them in turn, every other round in the reverse order, so that a
+    slower spell of the machine (a run-to-run spread of ±10–20% is common on the 2-core
+    machine) does not always fall on the same consumer. ``consumers`` holds each one's
+    median round; ``rounds`` every round's figures."""
     started = time.monotonic()
     progress("  installing the peers (once; cached in .bench/)…")
     install.all_peers()
     install_s = time.monotonic() - started
     records = heating_records(count, seed=SEED)
     wrapped = connect_peer.wrap(records)
-    contenders: list[Contender] = []
-    try:
-        ours = pipeline.isolated(base, "peer_ours")
-        contenders.append(
-            Contender(
-                "citystream",
-                ours,
-                records,
-                None,
-                lambda log: pipeline.Process(ours, "services.cli", log),
-            )
-        )
-        kc = pipeline.isolated(base, "peer_connect")
-        _make_table(kc)
-        contenders.append(
-            Contender(
-                "kafka_connect",
-                kc,
-                wrapped,
-                TABLE,
-                lambda log: connect_peer.ConnectPeer(kc, schema=kc.db_schema, table=TABLE, log=log),
-            )
-        )
-        qx = pipeline.isolated(base, "peer_quix")
-        _make_table(qx)
-        quix_peer.grant(qx)
-        contenders.append(
-            Contender(
-                "quixstreams",
-                qx,
-                records,
-                TABLE,
-                lambda log: quix_peer.QuixPeer(qx, schema=qx.db_schema, table=TABLE, log=log),
-            )
-        )
-        produced: dict[str, Any] = {}
-        for contender in contenders:
-            progress(f"  producing the backlog for {contender.key}: {count:,} records…")
-            sent = pipeline.produce(contender.settings, contender.records)
-            contender.ends = sent.ends
-            if contender.table is not None:
-                contender.last_ids = _last_event_ids(contender.settings, sent.ends)
-            produced[contender.key] = {
-                "topic": contender.settings.topic_name(HEATING.name),
-                "bytes_per_event": round(sum(len(v) for _, v in contender.records) / count),
-                "producer_events_per_s": round(count / (sent.finished - sent.started)),
-            }
-        postmaster = _postmaster(base)
-        expected = expected_sums(records)
-        consumers: dict[str, Any] = {}
-        for contender in contenders:
-            progress(f"  draining with {TITLES[contender.key]}…")
-            _checkpoint(base)
-            try:
-                consumers[contender.key] = _drain(contender, postmaster, expected)
-            except Exception as exc:  # one peer failing still leaves the others' figures
-                consumers[contender.key] = {"title": TITLES[contender.key], "error": str(exc)}
-            finally:
-                contender.drop()
-    finally:
-        for contender in contenders:
-            contender.drop()
+    runs: list[dict[str, Any]] = []
+    produced: dict[str, Any] = {}
+    postmaster = _postmaster(base)
+    for number in range(rounds):
+        order = KEYS if number % 2 == 0 else KEYS[::-1]
+        if rounds > 1:
+            progress(f"  round {number + 1} of {rounds}: {', '.join(order)}")
+        produced, consumers = _round(base, records, wrapped, order, postmaster, progress)
+        _ratios(consumers)
+        runs.append({"order": list(order), "consumers": consumers})
+    consumers = _median_rounds(runs)
     _ratios(consumers)
     return {
         "events": count,
@@ -526,7 +480,96 @@ def measure(
             "CityStream, for CPU µs/event above 1 is more CPU per event"
         ),
         "consumers": consumers,
+        "rounds": runs,
     }
+
+
+KEYS = ("citystream", "kafka_connect", "quixstreams")
+
+
+def _round(
+    base: Settings,
+    records: list[tuple[bytes, bytes]],
+    wrapped: list[tuple[bytes, bytes]],
+    order: tuple[str, ...],
+    postmaster: int | None,
+    progress: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One round: each consumer's backlog produced, then drained in ``order``."""
+    count = len(records)
+    contenders: dict[str, Contender] = {}
+    try:
+        ours = pipeline.isolated(base, "peer_ours")
+        contenders["citystream"] = Contender(
+            "citystream",
+            ours,
+            records,
+            None,
+            lambda log: pipeline.Process(ours, "services.cli", log),
+        )
+        kc = pipeline.isolated(base, "peer_connect")
+        _make_table(kc)
+        contenders["kafka_connect"] = Contender(
+            "kafka_connect",
+            kc,
+            wrapped,
+            TABLE,
+            lambda log: connect_peer.ConnectPeer(kc, schema=kc.db_schema, table=TABLE, log=log),
+        )
+        qx = pipeline.isolated(base, "peer_quix")
+        _make_table(qx)
+        quix_peer.grant(qx)
+        contenders["quixstreams"] = Contender(
+            "quixstreams",
+            qx,
+            records,
+            TABLE,
+            lambda log: quix_peer.QuixPeer(qx, schema=qx.db_schema, table=TABLE, log=log),
+        )
+        produced: dict[str, Any] = {}
+        for contender in contenders.values():
+            progress(f"  producing the backlog for {contender.key}: {count:,} records…")
+            sent = pipeline.produce(contender.settings, contender.records)
+            contender.ends = sent.ends
+            if contender.table is not None:
+                contender.last_ids = _last_event_ids(contender.settings, sent.ends)
+            produced[contender.key] = {
+                "topic": contender.settings.topic_name(HEATING.name),
+                "bytes_per_event": round(sum(len(v) for _, v in contender.records) / count),
+                "producer_events_per_s": round(count / (sent.finished - sent.started)),
+            }
+        expected = expected_sums(records)
+        consumers: dict[str, Any] = {}
+        for key in order:
+            contender = contenders[key]
+            progress(f"  draining with {TITLES[key]}…")
+            _checkpoint(base)
+            try:
+                consumers[key] = _drain(contender, postmaster, expected)
+            except Exception as exc:  # one peer failing still leaves the others' figures
+                consumers[key] = {"title": TITLES[key], "error": str(exc)}
+            finally:
+                contender.drop()
+    finally:
+        for contender in contenders.values():
+            contender.drop()
+    return produced, {key: consumers[key] for key in KEYS if key in consumers}
+
+
+def _median_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each consumer's figures from its median round by events/s from process start (the
+    lower median of an even number); a consumer that failed in any round, that failure."""
+    medians: dict[str, Any] = {}
+    for key in KEYS:
+        figures = [run["consumers"][key] for run in runs if key in run["consumers"]]
+        failures = [f for f in figures if "error" in f]
+        if failures or not figures:
+            medians[key] = failures[0] if failures else {"title": TITLES[key], "error": "not run"}
+            continue
+        ranked = sorted(range(len(figures)), key=lambda i: figures[i]["events_per_s_from_start"])
+        middle = ranked[(len(ranked) - 1) // 2]
+        medians[key] = {**figures[middle], "median_of_rounds": len(figures), "round": middle + 1}
+    return medians
 
 
 def _ratios(consumers: dict[str, Any]) -> None:
@@ -553,7 +596,9 @@ def _ratios(consumers: dict[str, Any]) -> None:
 def failed(result: dict[str, Any]) -> list[str]:
     """What went wrong in a ``measure`` result: errors, rows missing or added."""
     problems = []
-    for key, figures in result.get("consumers", {}).items():
+    rounds = result.get("rounds") or [{"consumers": result.get("consumers", {})}]
+    everyone = [(key, figures) for run in rounds for key, figures in run["consumers"].items()]
+    for key, figures in everyone:
         if "error" in figures:
             problems.append(f"{key}: {figures['error'].splitlines()[0]}")
         elif not figures["values_match"]:

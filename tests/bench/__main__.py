@@ -18,7 +18,8 @@
 7. peers: a backlog of ``--peer-events`` records, produced before any consumer starts, drained
    by CityStream's worker, Kafka Connect + Debezium's JDBC sink and quixstreams + its
    PostgreSQL sink, one after the other (tests/bench/peers/compare.py) → events/s, consumer
-   and PostgreSQL CPU per event, the ratio of each to CityStream's.
+   and PostgreSQL CPU per event, the ratio of each to CityStream's; ``--peer-rounds`` times,
+   every other round in the reverse order, each consumer's median round reported.
 Each part runs in its own schema and topic namespace, dropped afterwards.
 """
 

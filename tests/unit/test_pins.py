@@ -111,3 +111,13 @@ def test_the_ledger_copy_sends_bytea_fields_through_the_c_dumper() -> None:
     adapters.register_dumper(bytes, BytesBinaryDumper)
     chosen = adapters.get_dumper_by_oid(oid, Format.BINARY)
     assert chosen is not BinaryBinaryDumper and chosen.__module__.startswith("psycopg_binary")
+
+
+def test_the_ledger_copy_writes_rows_as_asynccopy_write_row_does() -> None:
+    # streams.db.ledger._copy_rows formats rows with the COPY's formatter and sends its data
+    # with the COPY's writer itself, skipping a coroutine per row: what write_row does.
+    source = inspect.getsource(psycopg.AsyncCopy.write_row)
+    assert "self.formatter.write_row(row)" in source
+    assert "await self._write(data)" in source
+    assert "self._write = writer.write" in inspect.getsource(psycopg.AsyncCopy.__init__)
+    assert "self.writer = writer" in inspect.getsource(psycopg.AsyncCopy.__init__)

@@ -507,25 +507,13 @@ def _round(
             None,
             lambda log: pipeline.Process(ours, "services.cli", log),
         )
-        kc = pipeline.isolated(base, "peer_connect")
-        _make_table(kc)
-        contenders["kafka_connect"] = Contender(
-            "kafka_connect",
-            kc,
-            wrapped,
-            TABLE,
-            lambda log: connect_peer.ConnectPeer(kc, schema=kc.db_schema, table=TABLE, log=log),
+        contenders["kafka_connect"] = _peer(
+            base, "kafka_connect", "peer_connect", wrapped, connect_peer.ConnectPeer
         )
-        qx = pipeline.isolated(base, "peer_quix")
-        _make_table(qx)
-        quix_peer.grant(qx)
-        contenders["quixstreams"] = Contender(
-            "quixstreams",
-            qx,
-            records,
-            TABLE,
-            lambda log: quix_peer.QuixPeer(qx, schema=qx.db_schema, table=TABLE, log=log),
+        contenders["quixstreams"] = _peer(
+            base, "quixstreams", "peer_quix", records, quix_peer.QuixPeer
         )
+        quix_peer.grant(contenders["quixstreams"].settings)
         produced: dict[str, Any] = {}
         for contender in contenders.values():
             progress(f"  producing the backlog for {contender.key}: {count:,} records…")
@@ -554,6 +542,29 @@ def _round(
         for contender in contenders.values():
             contender.drop()
     return produced, {key: consumers[key] for key in KEYS if key in consumers}
+
+
+class _PeerProcess(Protocol):
+    def __call__(self, settings: Settings, *, schema: str, table: str, log: Path) -> Running: ...
+
+
+def _peer(
+    base: Settings,
+    key: str,
+    label: str,
+    records: list[tuple[bytes, bytes]],
+    start: _PeerProcess,
+) -> Contender:
+    """A peer in its own schema and topics, writing its one table there."""
+    settings = pipeline.isolated(base, label)
+    _make_table(settings)
+    return Contender(
+        key,
+        settings,
+        records,
+        TABLE,
+        lambda log: start(settings, schema=settings.db_schema, table=TABLE, log=log),
+    )
 
 
 def _median_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:

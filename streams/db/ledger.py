@@ -185,7 +185,7 @@ async def _write(
     # which events it holds (a lookup of every id cost a round trip and ~1 µs per event).
     # Not with corrections: a re-sent one must count as a duplicate, and judged as new it
     # would be refused (its reference is recorded, its delta applied already).
-    optimistic = not any(isinstance(event, Correction) for _, event in batch.accepted)
+    optimistic = not any(issubclass(model, Correction) for model in _models(batch.accepted))
     new, conflicts = (
         (batch.accepted, []) if optimistic else await _split_known(conn, batch.accepted)
     )

@@ -77,6 +77,9 @@ def test_bad_records_go_to_dead_letters_and_good_ones_beside_them_land(
         v for k, v in metrics.items() if k.startswith("citystream_events_rejected_total")
     )
     assert rejected == 3
+    # Every record read counts once, accepted or not.
+    topic = isolated.topic_name(HEATING.name)
+    assert metrics[f'citystream_events_consumed_total{{topic="{topic}"}}'] == 203
     assert worker.alive()
 
     # The dead-letter topic carries the original bytes with the reason in its headers.

@@ -134,28 +134,20 @@ class ContentOf:
             payload_json=b"",
             measures_json=b"",
         ).replace(b"%", b"%%")
-        # The empty id, JSON and numbers written above become the template's fields.
-        self._template = parts.replace(b'{"event_id":""', b'{"event_id":"%b"', 1).replace(
+        # The empty id, JSON and numbers written above become the template's fields; the id
+        # goes in as orjson writes a UUID (quoted), in C, where str() of one is a Python
+        # method.
+        self._template = parts.replace(b'{"event_id":""', b'{"event_id":%b', 1).replace(
             b'"measures":,"offset":0,"partition":0,"payload":,',
             b'"measures":%b,"offset":%d,"partition":%d,"payload":%b,',
             1,
         )
 
-        # The same with the id as JSON (quoted), as orjson writes a UUID: in C, where str()
-        # of a UUID is a Python method.
-        self._template_json = self._template.replace(b'"event_id":"%b"', b'"event_id":%b', 1)
-
     def __call__(
-        self, event_id: str, partition: int, offset: int, payload_json: bytes, measures_json: bytes
-    ) -> bytes:
-        """``event_id``: the id's text (a UUID's: nothing in it to escape)."""
-        return self._template % (event_id.encode(), measures_json, offset, partition, payload_json)
-
-    def of_json(
         self, id_json: bytes, partition: int, offset: int, payload_json: bytes, measures_json: bytes
     ) -> bytes:
-        """:meth:`__call__` with the id as ``orjson.dumps(event_id)`` writes it."""
-        return self._template_json % (id_json, measures_json, offset, partition, payload_json)
+        """``id_json``: the event id as ``orjson.dumps(event_id)`` writes it."""
+        return self._template % (id_json, measures_json, offset, partition, payload_json)
 
 
 def link(prev_hash: bytes, content: bytes) -> bytes:

@@ -108,10 +108,7 @@ def add_rows(
             )
         prev = chain[tp]
         chain[tp] = head = link(
-            prev,
-            template.of_json(
-                orjson.dumps(event_id), partition, offset, payload_json, measures_json
-            ),
+            prev, template(orjson.dumps(event_id), partition, offset, payload_json, measures_json)
         )
         correction = event if isinstance(event, Correction) else None
         built.ledger.append(

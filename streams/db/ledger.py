@@ -25,7 +25,7 @@ from schemas.envelope import Envelope
 from schemas.rejections import Rejection
 from streams.acceptance import CorrectionRefs, Original, judge_corrections, split_known
 from streams.batch import Batch, Record, SinkResult, TopicPartition, sink_rejection
-from streams.chain import payload_digest
+from streams.chain import event_json, json_digest, payload_digest
 from streams.db import DatabaseError, DatabaseUnavailable
 from streams.db.batch_rows import BatchRows, ChainTip, adopt, build_rows, in_chain_order
 from streams.db.cursors import advance as cursors_advance
@@ -316,9 +316,7 @@ async def _split_known(
     legacy = [(*row[2:], row[0]) for row in found if row[1] is None]
     for event_id, payload in await _ledger_rows(conn, legacy, ("payload",)):
         stored[event_id] = payload_digest(payload)
-    return split_known(
-        accepted, stored, lambda event: payload_digest(event.model_dump(mode="json"))
-    )
+    return split_known(accepted, stored, lambda event: json_digest(event_json(event)))
 
 
 # (ingested_at, topic, incarnation, partition, kafka_offset, event_id) of a ledger row

@@ -9,7 +9,7 @@ here depends on the event alone, so a replay judges it the same way.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -134,7 +134,57 @@ DistrictField = Annotated[
 ]
 
 
+# pydantic gives a parsed time its own tzinfo class, whose methods are calls into Rust:
+# every comparison, conversion or binary dump of such a time asks it for its offset again
+# (PostgreSQL's timestamptz dumper ~0.6 µs a time, a comparison with the record's clock
+# ~0.3), ~2 µs of every event the worker writes (py-spy --native). The same offset as the
+# standard library's fixed-offset timezone answers in C. Same instant, same offset, same
+# ISO text: only the tzinfo's class changes (tests/unit/test_envelope_times.py).
+_ZONES: dict[tzinfo, timezone | None] = {}
+# Offsets pydantic parses lie within ±23:59 (2,879 whole minutes): a bound for the cache,
+# were that ever to change.
+_MAX_ZONES = 4096
+
+
+def standard_zone(tz: tzinfo) -> timezone | None:
+    """The standard library's timezone with ``tz``'s fixed offset (``UTC`` itself for 0);
+    None if ``tz`` has no fixed offset in whole minutes (then it is left as it is)."""
+    offset = tz.utcoffset(None)
+    if offset is None or offset % timedelta(minutes=1):
+        return None
+    return UTC if not offset else timezone(offset)
+
+
+def _in_standard_zone(value: datetime) -> datetime:
+    tz = value.tzinfo
+    if tz is None or type(tz) is timezone:
+        return value
+    zone = _ZONES.get(tz, _NOT_SEEN)
+    if zone is _NOT_SEEN:
+        zone = standard_zone(tz)
+        if len(_ZONES) < _MAX_ZONES:
+            _ZONES[tz] = zone
+    if zone is None:
+        return value
+    # fold is left out: with a fixed offset no wall time is ambiguous, and it changes
+    # nothing a fixed offset answers.
+    return datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        zone,
+    )
+
+
+_NOT_SEEN: Any = object()
+
+
 def _not_before_2000(value: datetime) -> datetime:
+    value = _in_standard_zone(value)
     # A year after 2000 in any offset is after EARLIEST: one attribute read instead of a
     # comparison of two aware datetimes (which asks both for their UTC offsets), a quarter
     # of an event's validation.

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -151,7 +152,8 @@ class _BatchingConsumer(faust_aiokafka.Consumer):
             if active is not None and tp not in active and tp not in buffered:
                 continue
             track(tp, self.highwater(tp))
-            fetched.setdefault(tp.topic, []).extend(map(_record, messages))
+            # Records already (_PartitionRecords made them in the consumer thread).
+            fetched.setdefault(tp.topic, []).extend(messages)
         return fetched
 
     async def _apply_resets(self) -> None:
@@ -215,6 +217,12 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # new delays the records that arrive meanwhile, and the first batch after every
         # assignment waited for one (a second of a worker's start, ``make bench``).
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        # Marks this consumer's fetched partitions as those to unpack into Records (read by
+        # the fetcher it makes at start: _PartitionRecords).
+        consumer._value_deserializer = _as_record
+        # The fetcher makes them by this module name (any other consumer of the process
+        # keeps aiokafka's records: it has no mark).
+        aiokafka_fetcher.PartitionRecords = _PartitionRecords
         return consumer
 
 
@@ -222,23 +230,32 @@ class Transport(faust_aiokafka.Transport):
     Consumer = _BatchingConsumer
 
 
-def _record(message: Any) -> Record:
-    """An aiokafka record as the worker keeps it. Its timestamp stays the record's own
-    milliseconds, whatever they are (a CreateTime may be any 64-bit number): judged later,
-    never here."""
-    timestamp_type = LOG_APPEND_TIME if message.timestamp_type == LOG_APPEND_TIME else CREATE_TIME
-    # tuple.__new__: the named tuple's own __new__ is a Python function (0.15 µs a record).
-    return _new_record(
-        Record,
-        (
-            message.topic,
-            message.partition,
-            message.offset,
-            message.value,
-            message.timestamp,
-            timestamp_type,
-        ),
-    )
+def _as_record(value: bytes | None) -> bytes | None:
+    """The worker consumer's value deserializer: the value as it is. Only a mark (see
+    _PartitionRecords), were it ever called it would change nothing."""
+    return value
+
+
+class _PartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]  # untyped
+    """aiokafka's unpacking of one partition's fetched records (pinned 0.14.0), making for
+    the worker's consumer a :class:`~streams.batch.Record` of each record instead of
+    aiokafka's ``ConsumerRecord``: an 11-field dataclass (key, sizes, checksum, headers the
+    worker never reads) that the fetch loop then copied into a Record. Both ran per record
+    with the GIL the batch loop needs, ~1 µs. What is unpacked is aiokafka's decision as
+    before (CRCs, aborted transactions, control batches, the next fetch offset): only the
+    object made of each record it yields changes. Another consumer's records (no mark) are
+    aiokafka's own."""
+
+    def _consumer_record(self, tp: Any, record: Any) -> Any:
+        if self._value_deserializer is not _as_record:
+            return super()._consumer_record(tp, record)
+        # Its timestamp stays the record's own milliseconds, whatever they are (a CreateTime
+        # may be any 64-bit number): judged later, never here.
+        kind = LOG_APPEND_TIME if record.timestamp_type == LOG_APPEND_TIME else CREATE_TIME
+        # tuple.__new__: the named tuple's own __new__ is a Python function (0.15 µs a record).
+        return _new_record(
+            Record, (tp.topic, tp.partition, record.offset, record.value, record.timestamp, kind)
+        )
 
 
 _new_record = tuple.__new__

@@ -11,6 +11,8 @@ from importlib.metadata import version
 import aiokafka
 import faust
 import psycopg
+from aiokafka.consumer import consumer as aiokafka_consumer
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust import worker as faust_worker
 from faust.tables import manager as faust_tables
 from faust.transport import consumer as faust_consumer
@@ -21,7 +23,7 @@ from psycopg.pq import Format
 from psycopg.types.string import BytesBinaryDumper
 
 from streams.app import WorkerFaustApp, _NoTables
-from streams.consumer import Transport, _BatchingConsumer, _ConsumerThread
+from streams.consumer import Transport, _BatchingConsumer, _ConsumerThread, _PartitionRecords
 
 
 def test_the_pinned_versions_are_installed() -> None:
@@ -35,6 +37,7 @@ def test_every_overridden_name_exists_on_the_class_it_overrides() -> None:
         _ConsumerThread: ("_create_worker_consumer",),
         WorkerFaustApp: ("_new_transport",),
         _NoTables: ("on_start",),
+        _PartitionRecords: ("_consumer_record",),
     }
     for cls, names in overridden.items():
         base = cls.__mro__[1]
@@ -121,3 +124,19 @@ def test_the_ledger_copy_writes_rows_as_asynccopy_write_row_does() -> None:
     assert "await self._write(data)" in source
     assert "self._write = writer.write" in inspect.getsource(psycopg.AsyncCopy.__init__)
     assert "self.writer = writer" in inspect.getsource(psycopg.AsyncCopy.__init__)
+
+
+def test_the_fetcher_makes_partition_records_by_module_name_with_the_value_deserializer() -> None:
+    # streams.consumer swaps aiokafka.consumer.fetcher.PartitionRecords for its subclass,
+    # and marks the worker's consumer by its value deserializer, which reaches the fetcher
+    # at start and each PartitionRecords from there.
+    fetch = inspect.getsource(aiokafka_fetcher.Fetcher)
+    assert "partition_records = PartitionRecords(" in fetch
+    assert "self._value_deserializer," in fetch
+    start = inspect.getsource(aiokafka_consumer.AIOKafkaConsumer.start)
+    assert "value_deserializer=self._value_deserializer" in start
+    init = inspect.getsource(aiokafka_consumer.AIOKafkaConsumer.__init__)
+    assert "self._value_deserializer = value_deserializer" in init
+    records = inspect.getsource(aiokafka_fetcher.PartitionRecords)
+    assert "self._value_deserializer = value_deserializer" in records
+    assert "consumer_record = self._consumer_record(tp, record)" in records

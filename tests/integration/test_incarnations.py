@@ -133,6 +133,8 @@ def test_a_batch_holding_recorded_events_writes_only_the_new_ones(isolated: Sett
     )
     result = _run(isolated, lambda conn: write_batch(conn, batch))
     assert (result.inserted, result.duplicates) == (3, 2)
+    # What the worker counts as accepted, per type: the inserted events only.
+    assert result.inserted_by_type == {"heating.area_connected": 3}
     assert [(r.offset, why.reason) for r, why in result.rejected] == [(6, "duplicate_event_id")]
     assert chain_breaks(isolated) == []
 
@@ -176,4 +178,9 @@ def test_a_re_sent_correction_counts_as_a_duplicate(isolated: Settings) -> None:
         (1, 0, 0),
         (1, 0, 0),
         (0, 1, 0),
+    ]
+    assert [w.inserted_by_type for w in written] == [
+        {"heating.area_connected": 1},
+        {"heating.correction": 1},
+        {},
     ]

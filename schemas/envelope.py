@@ -166,18 +166,9 @@ def _in_standard_zone(value: datetime) -> datetime:
             _ZONES[tz] = zone
     if zone is None:
         return value
-    # fold is left out: with a fixed offset no wall time is ambiguous, and it changes
-    # nothing a fixed offset answers.
-    return datetime(
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-        zone,
-    )
+    # The same wall time (fold included) in the zone: combine is the cheapest way to make
+    # it (replace(tzinfo=) parses keywords, ~4 times as long).
+    return datetime.combine(value.date(), value.time(), zone)
 
 
 _NOT_SEEN: Any = object()

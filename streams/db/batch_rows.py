@@ -91,13 +91,14 @@ def add_rows(
     chain = built.heads
     ingested_at = built.ingested_at
     templates = built.templates
+    ledger, keys, measured = built.ledger.append, built.keys.append, built.measured.append
     for record, event in fresh:
         topic, partition, offset = record[:3]
         tp = (topic, partition)
         payload_json = event_json(event)
         quantities = event.measures()
-        measures = {metric: str(q) for metric, q in quantities.items()}
-        measures_json = orjson.dumps(measures, option=SORTED)
+        # Each quantity (a Decimal: orjson asks the default) as its str(), in C.
+        measures_json = orjson.dumps(quantities, option=SORTED, default=str)
         event_id = event.event_id
         # The code's text: str() of a StrEnum member is str's own, in C.
         district = str(event.district)
@@ -111,7 +112,7 @@ def add_rows(
             prev, template(orjson.dumps(event_id), partition, offset, payload_json, measures_json)
         )
         correction = event if isinstance(event, Correction) else None
-        built.ledger.append(
+        ledger(
             _row(
                 LedgerRow,
                 (
@@ -139,7 +140,7 @@ def add_rows(
                 ),
             )
         )
-        built.keys.append(
+        keys(
             (
                 event_id,
                 ingested_at,
@@ -161,7 +162,7 @@ def add_rows(
                     correction.delta,
                 )
             )
-        built.measured.append((event.occurred_at, district, quantities))
+        measured((event.occurred_at, district, quantities))
 
 
 @dataclass

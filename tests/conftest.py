@@ -179,6 +179,25 @@ def _drop_schema(settings: Settings) -> None:
                 time.sleep(0.5 * (attempt + 1))
 
 
+def _pause_policies(settings: Settings) -> None:
+    """Pause TimescaleDB's policy jobs on the schema's hypertables (none without it).
+
+    Tests write rows dated years back with plain INSERTs (a pledge's rollups, ledger rows),
+    into chunks the compression policy may be compressing at that moment: the INSERT and the
+    job deadlock (seen once in CI, test_pledge_progress). The worker retries a deadlock like
+    any failure of the moment; a test's plain INSERT does not. The policies stay defined,
+    since the migrations are what is tested. A test that needs a chunk compressed compresses
+    it itself."""
+    url = settings.admin_database_url or settings.database_url
+    with psycopg.connect(url.get_secret_value(), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            conn.execute(
+                """SELECT alter_job(job_id, scheduled => false)
+                   FROM timescaledb_information.jobs WHERE hypertable_schema = %s""",
+                (settings.db_schema,),
+            )
+
+
 @contextmanager
 def isolated_schema(base: Settings, suffix: str | None = None) -> Iterator[Settings]:
     """Fresh schema (migrated), topic namespace and consumer group; the schema is dropped
@@ -203,6 +222,7 @@ def isolated_schema(base: Settings, suffix: str | None = None) -> Iterator[Setti
     )
     try:
         migrate(settings)
+        _pause_policies(settings)
         ensure_topics(settings)
         yield settings
     finally:

@@ -144,6 +144,7 @@ _ZONES: dict[tzinfo, timezone | None] = {}
 # Offsets pydantic parses lie within ±23:59 (2,879 whole minutes): a bound for the cache,
 # were that ever to change.
 _MAX_ZONES = 4096
+_NOT_SEEN: Any = object()
 
 
 def standard_zone(tz: tzinfo) -> timezone | None:
@@ -169,9 +170,6 @@ def _in_standard_zone(value: datetime) -> datetime:
     # The same wall time (fold included) in the zone: combine is the cheapest way to make
     # it (replace(tzinfo=) parses keywords, ~4 times as long).
     return datetime.combine(value.date(), value.time(), zone)
-
-
-_NOT_SEEN: Any = object()
 
 
 def _not_before_2000(value: datetime) -> datetime:

@@ -232,7 +232,7 @@ class Transport(faust_aiokafka.Transport):
 
 def _as_record(value: bytes | None) -> bytes | None:
     """The worker consumer's value deserializer: the value as it is. Only a mark (see
-    _PartitionRecords), were it ever called it would change nothing."""
+    _PartitionRecords): were it ever called, it would change nothing."""
     return value
 
 

@@ -57,6 +57,17 @@ def _continuous_aggregates(settings: Settings) -> list[str]:
         ]
 
 
+def _ledger_indexes(settings: Settings) -> set[str]:
+    with connect(settings) as conn:
+        return {
+            row[0]
+            for row in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'events'",
+                (settings.db_schema,),
+            )
+        }
+
+
 def test_migrate_reports_the_engine_and_why(isolated: Settings, db_mode: DbMode) -> None:
     report = apply(isolated)
     with connect(isolated, admin=True) as conn:
@@ -67,7 +78,18 @@ def test_migrate_reports_the_engine_and_why(isolated: Settings, db_mode: DbMode)
         assert report.mode.warning is None
         assert _hypertables(isolated) == ["events", "metric_daily"]
         assert _continuous_aggregates(isolated) == []  # views (0010): exact after every commit
-    elif server.installed is not None:
+        # 0014: a compressed chunk keeps no index, so (event_type, district, occurred_at)
+        # only covered the newest chunks, where events_occurred_at serves its queries.
+        assert _ledger_indexes(isolated) == {
+            "events_chain",
+            "events_corrects",
+            "events_ingested_at",
+            "events_occurred_at",
+        }
+        return
+    # Plain PostgreSQL: the (event_type, district, occurred_at) index covers the whole history.
+    assert "events_type_district" in _ledger_indexes(isolated)
+    if server.installed is not None:
         # Installed (the files are shared by every cluster of the machine) but not preloaded.
         assert report.mode.summary == (
             f"plain PostgreSQL: timescaledb {server.installed} is installed but not preloaded"

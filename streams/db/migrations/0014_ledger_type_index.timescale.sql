@@ -1,0 +1,14 @@
+-- TimescaleDB only: the ledger's (event_type, district, occurred_at) index goes.
+--
+-- On TimescaleDB it only ever covered the newest 30 days: a chunk compressed by 0010's
+-- policy keeps no index, so the family boards and the raw-ledger series read the history by
+-- decompressing it whatever indexes the hypertable has. Within the uncompressed chunks
+-- events_occurred_at serves the same queries (their occurred_at range first, the event types
+-- and subdistricts filtered), as it already serves `audit as-of`.
+--
+-- Its cost was the sink's largest single one: each event's entry lands at a random place
+-- (an event type and subdistrict, then any time of the year), behind two text columns that
+-- every comparison on the way down decodes. Dropped in the drain's schema, PostgreSQL spent
+-- ~5 µs less per event (make bench: peers; README, Speed). On plain PostgreSQL, where it
+-- indexes the whole history, it stays.
+DROP INDEX events_type_district;
